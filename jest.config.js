@@ -18,7 +18,11 @@ const common = {
   testEnvironment: 'node',
   transform: { '^.+\\.(t|j|mj)s$': swc },
   transformIgnorePatterns: ['/node_modules/(?!(@nestjs|@prisma|bullmq|ioredis|@standard-schema)/)'],
-  moduleNameMapper: { '^@farm/([a-z-]+)$': '<rootDir>/libs/$1/src' },
+  moduleNameMapper: {
+    '^@farm/([a-z-]+)$': '<rootDir>/libs/$1/src',
+    // Prisma's generated client imports its siblings as ./x.js (ESM style); resolve them to ./x.ts.
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
 };
 
 module.exports = {

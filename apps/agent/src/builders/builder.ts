@@ -1,0 +1,34 @@
+import type { Platform } from '@farm/domain';
+import type { PlatformBuildJob } from '@farm/queue';
+
+/** What a builder pushed: the platform's image manifest, by digest. */
+export interface BuiltImage {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+/** What a build step gets: a way to cancel it and a place to send its output. */
+export interface BuildContext {
+  signal: AbortSignal;
+  log: (line: string) => void;
+}
+
+/**
+ * A backend that builds one platform (woodpecker's `backend.Backend` in spirit): local
+ * buildah today, buildah on a remote host over SSH with the builder-pools work.
+ *
+ * For each job the agent calls setup, then run, then always destroy; destroy is idempotent
+ * and must leave nothing of the job behind but caches.
+ */
+export interface Builder {
+  /** The platform this builder runs jobs for. */
+  readonly platform: Platform;
+  /** True when the platform is executed through qemu-user emulation rather than natively. */
+  readonly emulated: boolean;
+  /** Fresh work dir with the source at exactly the job's commit. */
+  setup(job: PlatformBuildJob, context: BuildContext): Promise<void>;
+  /** Builds the image and pushes it by digest (no tag) to the job's target repository. */
+  run(job: PlatformBuildJob, context: BuildContext): Promise<BuiltImage>;
+  destroy(job: PlatformBuildJob): Promise<void>;
+}

@@ -1,0 +1,158 @@
+import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { join, relative, sep, isAbsolute } from 'node:path';
+import { UnrecoverableError } from 'bullmq';
+import { checkoutCommit } from '@farm/git';
+import { formatPlatform, type Platform } from '@farm/domain';
+import type { RegistryClient } from '@farm/oci';
+import type { PlatformBuildJob } from '@farm/queue';
+import { ProcessError, runProcess } from '../run-process';
+import type { Builder, BuildContext, BuiltImage } from './builder';
+
+export interface LocalBuildahOptions {
+  platform: Platform;
+  emulated: boolean;
+  /** Holds this agent's buildah storage (kept between jobs: the layer cache) and work dirs. */
+  stateDir: string;
+  allowFileRepos: boolean;
+  registry: RegistryClient;
+  /** Hosts buildah may pull base images from over plain HTTP. */
+  insecureRegistries: string[];
+  /** docker config.json content for pulls of private base images, or undefined. */
+  registryAuth?: unknown;
+}
+
+/** Builds with the buildah of this host (`--isolation chroot`, as root), pushes by digest. */
+export class LocalBuildahBuilder implements Builder {
+  readonly platform: Platform;
+  readonly emulated: boolean;
+  private readonly storageRoot: string;
+  private readonly runRoot: string;
+
+  constructor(private readonly options: LocalBuildahOptions) {
+    this.platform = options.platform;
+    this.emulated = options.emulated;
+    this.storageRoot = join(options.stateDir, 'storage');
+    this.runRoot = join(options.stateDir, 'run');
+  }
+
+  async setup(job: PlatformBuildJob, context: BuildContext): Promise<void> {
+    const dir = this.workDir(job);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    context.log(`checking out ${job.repo} at ${job.commit}`);
+    await checkoutCommit(job.repo, job.commit, join(dir, 'src'), {
+      allowFile: this.options.allowFileRepos,
+      signal: context.signal,
+      onLog: context.log,
+    });
+  }
+
+  async run(job: PlatformBuildJob, context: BuildContext): Promise<BuiltImage> {
+    const dir = this.workDir(job);
+    const source = await realpath(join(dir, 'src'));
+    const contextDir = await this.insideSource(source, job.context, 'context');
+    const dockerfile = await this.insideSource(source, job.dockerfile, 'dockerfile');
+    const env = await this.buildahEnv(job, dockerfile);
+    const image = this.imageName(job);
+    const platform = formatPlatform(this.platform);
+
+    const bud = [...this.globalArgs(), 'bud', '--isolation', 'chroot', '--platform', platform, '--format', 'oci'];
+    bud.push('--file', dockerfile, '--tag', image);
+    for (const [name, value] of Object.entries(job.buildArgs)) bud.push('--build-arg', `${name}=${value}`);
+    for (const [name, value] of Object.entries(job.labels)) bud.push('--label', `${name}=${value}`);
+    if (job.target) bud.push('--target', job.target);
+    bud.push(contextDir);
+    context.log(`building ${platform}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
+    try {
+      await runProcess('buildah', bud, { env, cwd: source, signal: context.signal, onLine: context.log });
+    } catch (error) {
+      // The same source fails the same way again (Dockerfile error, failing RUN): no retry.
+      if (error instanceof ProcessError && error.exitCode !== null && !context.signal.aborted) {
+        throw new UnrecoverableError(`build failed: ${error.message}`);
+      }
+      throw error;
+    }
+
+    // buildah writes an OCI layout; the farm's registry client pushes it by digest, without a tag.
+    const layout = join(dir, 'oci');
+    const push = [...this.globalArgs(), 'push', '--format', 'oci', image, `oci:${layout}:image`];
+    await runProcess('buildah', push, { env, signal: context.signal, onLine: context.log });
+    context.log(`pushing to ${job.pushTo.registry}/${job.pushTo.repository}`);
+    const descriptor = await this.options.registry.pushOciLayout(layout, job.pushTo);
+    context.log(`pushed ${descriptor.digest}`);
+    return { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size };
+  }
+
+  async destroy(job: PlatformBuildJob): Promise<void> {
+    // Removes the tag only; layers shared with other images stay in storage as cache.
+    const rmi = [...this.globalArgs(), 'rmi', '--force', this.imageName(job)];
+    await runProcess('buildah', rmi).catch(() => undefined);
+    await rm(this.workDir(job), { recursive: true, force: true });
+  }
+
+  private workDir(job: PlatformBuildJob): string {
+    return join(this.options.stateDir, 'work', `${job.buildId}-${formatPlatform(this.platform).replace(/\//g, '-')}`);
+  }
+
+  private imageName(job: PlatformBuildJob): string {
+    return `localhost/buildfarm/${job.buildId}:${formatPlatform(this.platform).replace(/\//g, '-')}`;
+  }
+
+  private globalArgs(): string[] {
+    return ['--root', this.storageRoot, '--runroot', this.runRoot, '--storage-driver', 'overlay'];
+  }
+
+  /** A repository path must stay inside the checkout, also through symlinks. */
+  private async insideSource(source: string, path: string, field: string): Promise<string> {
+    let resolved: string;
+    try {
+      resolved = await realpath(join(source, path));
+    } catch {
+      throw new UnrecoverableError(`${field} "${path}" does not exist at this commit`);
+    }
+    const rel = relative(source, resolved);
+    if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+      throw new UnrecoverableError(`${field} "${path}" points outside the repository`);
+    }
+    return resolved;
+  }
+
+  /**
+   * buildah reads registries and credentials from files, so each job gets its own
+   * registries.conf: no unqualified-search registries, and plain HTTP for the
+   * FARM_INSECURE_REGISTRIES hosts and for loopback registries the Dockerfile names (as
+   * Docker allows loopback registries over HTTP). Credentials go to a 0600 auth file.
+   */
+  private async buildahEnv(job: PlatformBuildJob, dockerfile?: string): Promise<NodeJS.ProcessEnv> {
+    const dir = this.workDir(job);
+    const loopback = dockerfile ? loopbackRegistries(await readFile(dockerfile, 'utf8')) : [];
+    const insecure = [...new Set([...this.options.insecureRegistries, ...loopback])];
+    const registries = [
+      'unqualified-search-registries = []',
+      '',
+      ...insecure.flatMap((host) => ['[[registry]]', `location = "${host}"`, 'insecure = true', '']),
+    ].join('\n');
+    const registriesConf = join(dir, 'registries.conf');
+    await writeFile(registriesConf, registries);
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TMPDIR: join(dir, 'tmp'),
+      CONTAINERS_REGISTRIES_CONF: registriesConf,
+      BUILDAH_ISOLATION: 'chroot',
+    };
+    await mkdir(env.TMPDIR as string, { recursive: true });
+    if (this.options.registryAuth) {
+      const authFile = join(dir, 'auth.json');
+      await writeFile(authFile, JSON.stringify(this.options.registryAuth), { mode: 0o600 });
+      env.REGISTRY_AUTH_FILE = authFile;
+    }
+    return env;
+  }
+}
+
+/** Loopback registries (`127.0.0.1:5000/`, `localhost/`, `[::1]:5000/`) a Dockerfile refers to. */
+export function loopbackRegistries(dockerfile: string): string[] {
+  const found = dockerfile.match(/(?<![\w.-])(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d{1,5})?(?=\/)/g) ?? [];
+  return [...new Set(found)];
+}

@@ -1,0 +1,41 @@
+import { parseArgs } from 'node:util';
+
+/** `start:agent -- [--platform P] [--emulated] [--name N] [--labels a,b] [--ssh URL]` */
+export interface AgentArgs {
+  platform?: string;
+  emulated: boolean;
+  name?: string;
+  labels: string[];
+  ssh?: string;
+}
+
+export const AGENT_USAGE =
+  'usage: agent [--platform os/arch[/variant]] [--emulated] [--name NAME] [--labels a,b] [--ssh ssh://user@host:port]';
+
+export function parseAgentArgs(argv: string[]): AgentArgs {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      platform: { type: 'string' },
+      emulated: { type: 'boolean', default: false },
+      name: { type: 'string' },
+      labels: { type: 'string' },
+      ssh: { type: 'string' },
+    },
+  });
+  if (values.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.name)) {
+    throw new Error('--name may contain letters, digits, ".", "_" and "-" (at most 64)');
+  }
+  return {
+    platform: values.platform,
+    emulated: values.emulated ?? false,
+    name: values.name,
+    labels: (values.labels ?? '')
+      .split(',')
+      .map((label) => label.trim())
+      .filter(Boolean),
+    ssh: values.ssh,
+  };
+}

@@ -1,0 +1,69 @@
+import { machine, hostname } from 'node:os';
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { ConfigError, loadAgentConfig } from '@farm/config';
+import { formatPlatform, parsePlatform, platformFromMachine } from '@farm/domain';
+import { RegistryClient } from '@farm/oci';
+import { createRedisConnection } from '@farm/queue';
+import { Agent } from './agent';
+import { LocalBuildahBuilder } from './builders/local-buildah.builder';
+import { AGENT_USAGE, parseAgentArgs } from './cli-args';
+import { probePlatform } from './platform-probe';
+
+const log = (message: string) => console.log(`[agent] ${message}`);
+
+async function main(): Promise<void> {
+  const config = loadAgentConfig();
+  const args = parseAgentArgs(process.argv.slice(2));
+  if (args.ssh) throw new Error('SSH builders (--ssh) are not available in this version yet');
+
+  const native = platformFromMachine(machine());
+  const platform = args.platform ? parsePlatform(args.platform) : native;
+  const name = formatPlatform(platform);
+  const emulated = name !== formatPlatform(native);
+  const emulationAllowed =
+    args.emulated || config.emulatedPlatforms.some((p) => formatPlatform(parsePlatform(p)) === name);
+  if (emulated && !emulationAllowed) {
+    // DESIGN.md: emulation is a last resort, never silent, always opt-in.
+    throw new Error(
+      `this host runs ${formatPlatform(native)}, not ${name}; building ${name} here needs qemu-user emulation: ` +
+        `start the agent with --emulated or list ${name} in FARM_EMULATED_PLATFORMS`,
+    );
+  }
+  await probePlatform(platform, native);
+
+  const agentName = args.name ?? `${hostname()}-${name.replace(/\//g, '-')}`;
+  const stateDir = join(config.stateDir, 'agents', agentName);
+  await mkdir(stateDir, { recursive: true });
+  const registry = new RegistryClient({ dockerConfig: config.registryAuth, insecureRegistries: config.insecureRegistries });
+  const builder = new LocalBuildahBuilder({
+    platform,
+    emulated,
+    stateDir,
+    allowFileRepos: config.allowFileRepos,
+    registry,
+    insecureRegistries: config.insecureRegistries,
+    registryAuth: config.registryAuth,
+  });
+  const redis = createRedisConnection(config.redisUrl);
+  redis.on('error', (error) => log(`redis: ${error.message}`));
+  const agent = new Agent({ name: agentName, queuePrefix: config.queuePrefix, concurrency: config.concurrency, redis, builder, log });
+  agent.start();
+  log(`${agentName} serving ${name}${emulated ? ' (emulated with qemu-user)' : ''}${args.labels.length ? ` labels ${args.labels.join(',')}` : ''}`);
+
+  const shutdown = (signal: string) => {
+    log(`${signal}: finishing the current job, then exiting`);
+    agent
+      .stop()
+      .then(() => redis.quit())
+      .then(() => process.exit(0))
+      .catch(() => process.exit(1));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : `agent: ${(error as Error).message}\n${AGENT_USAGE}`);
+  process.exit(1);
+});

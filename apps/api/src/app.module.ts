@@ -1,0 +1,57 @@
+import { Inject, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE, Reflector } from '@nestjs/core';
+import { FlowProducer } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { ApiConfig } from '@farm/config';
+import { DbModule } from '@farm/db';
+import { createRedisConnection } from '@farm/queue';
+import { AuthGuard } from './common/auth.guard';
+import { ErrorFilter } from './common/error.filter';
+import { createValidationPipe } from './common/validation';
+import { BuildsController } from './builds/builds.controller';
+import { BuildsService } from './builds/builds.service';
+import { HealthController } from './health/health.controller';
+import { API_CONFIG, FLOW_PRODUCER, REDIS } from './tokens';
+
+/** Closes the api's Redis clients on shutdown (enableShutdownHooks). */
+class QueueLifecycle implements OnApplicationShutdown {
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(FLOW_PRODUCER) private readonly flows: FlowProducer,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.flows.close();
+    this.redis.disconnect();
+  }
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(config: ApiConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [DbModule.forRoot(config.databaseUrl)],
+      controllers: [BuildsController, HealthController],
+      providers: [
+        { provide: API_CONFIG, useValue: config },
+        // Requests fail fast with 503 while Redis is away instead of queueing commands forever.
+        { provide: REDIS, useFactory: () => createRedisConnection(config.redisUrl, { maxRetriesPerRequest: 1 }) },
+        {
+          provide: FLOW_PRODUCER,
+          useFactory: (redis: Redis) => new FlowProducer({ connection: redis, prefix: config.queuePrefix }),
+          inject: [REDIS],
+        },
+        QueueLifecycle,
+        BuildsService,
+        { provide: APP_PIPE, useFactory: createValidationPipe },
+        { provide: APP_FILTER, useClass: ErrorFilter },
+        {
+          provide: APP_GUARD,
+          useFactory: (reflector: Reflector) => new AuthGuard(reflector, config.adminToken),
+          inject: [Reflector],
+        },
+      ],
+    };
+  }
+}

@@ -1,0 +1,129 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { CoordinatorConfig } from '@farm/config';
+import { BuildRepository } from '@farm/db';
+import { decodeAgentEvent, eventStreamKey, type AgentEvent } from '@farm/queue';
+import { PlatformOutcomes } from './platform-outcomes';
+import { COORDINATOR_CONFIG, REDIS } from './tokens';
+
+const GROUP = 'coordinators';
+const BLOCK_MS = 2_000;
+/** Entries a crashed coordinator read but never acknowledged are taken over after this. */
+const CLAIM_IDLE_MS = 60_000;
+
+type StreamEntries = [id: string, fields: string[]][];
+
+/**
+ * Mirrors agent events (platform started / ended) into PostgreSQL as they happen, so the API
+ * shows live per-platform status. Read through a consumer group: each event is handled by
+ * one coordinator replica and acknowledged after it is stored.
+ */
+@Injectable()
+export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(AgentEventsConsumer.name);
+  private readonly consumer = `${hostname()}-${process.pid}`;
+  private readonly key: string;
+  private stopped = false;
+  private loop?: Promise<void>;
+  private reader?: Redis;
+
+  constructor(
+    private readonly builds: BuildRepository,
+    private readonly outcomes: PlatformOutcomes,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(COORDINATOR_CONFIG) config: CoordinatorConfig,
+  ) {
+    this.key = eventStreamKey(config.queuePrefix);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    try {
+      await this.redis.xgroup('CREATE', this.key, GROUP, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!String(error).includes('BUSYGROUP')) throw error;
+    }
+    // A blocking XREADGROUP holds its connection; give it one of its own.
+    this.reader = this.redis.duplicate();
+    this.loop = this.run();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    this.reader?.disconnect();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let lastClaim = 0;
+    while (!this.stopped) {
+      try {
+        if (Date.now() - lastClaim > CLAIM_IDLE_MS) {
+          lastClaim = Date.now();
+          const [, claimed] = (await this.redis.xautoclaim(this.key, GROUP, this.consumer, CLAIM_IDLE_MS, '0')) as [
+            string,
+            StreamEntries,
+          ];
+          await this.handle(claimed);
+        }
+        const reply = (await this.reader!.xreadgroup(
+          'GROUP',
+          GROUP,
+          this.consumer,
+          'COUNT',
+          100,
+          'BLOCK',
+          BLOCK_MS,
+          'STREAMS',
+          this.key,
+          '>',
+        )) as [string, StreamEntries][] | null;
+        if (reply) await this.handle(reply[0][1]);
+      } catch (error) {
+        if (this.stopped) return;
+        this.logger.error(`agent events: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+  }
+
+  private async handle(entries: StreamEntries): Promise<void> {
+    for (const [id, fields] of entries) {
+      const event = decodeAgentEvent(fields);
+      if (event) await this.apply(event);
+      else this.logger.warn(`ignoring unknown agent event ${id}`);
+      await this.redis.xack(this.key, GROUP, id);
+      // Acknowledged events are not needed again; keep the stream short.
+      await this.redis.xdel(this.key, id);
+    }
+  }
+
+  private async apply(event: AgentEvent): Promise<void> {
+    const at = new Date(event.at);
+    if (event.type === 'platform.started') {
+      await this.builds.platformStarted(event.buildId, event.platform, {
+        agent: event.agent,
+        emulated: event.emulated,
+        attempt: event.attempt,
+        at,
+      });
+      return;
+    }
+    // Attempts BullMQ will retry are not an end; the platform stays running.
+    if (!event.final) return;
+    // Recorded right away so the API shows each platform's end while the others still build;
+    // the publish job records the same outcome again from BullMQ, which is authoritative.
+    const result = event.status === 'succeeded' ? event.result : undefined;
+    await this.outcomes.record(event.buildId, event.platform, {
+      status: event.status,
+      agent: event.agent,
+      emulated: event.emulated,
+      digest: result?.digest,
+      mediaType: result?.mediaType,
+      size: result?.size,
+      startedAt: result ? new Date(result.startedAt) : undefined,
+      error: event.status === 'failed' ? (event.error ?? 'failed') : undefined,
+      finishedAt: at,
+    });
+  }
+}

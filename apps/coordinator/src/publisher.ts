@@ -1,0 +1,55 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { assembleImageIndex, parsePlatform, parseTagReference, type PlatformImage } from '@farm/domain';
+import type { RegistryClient, RepositoryRef } from '@farm/oci';
+import { REGISTRY } from './tokens';
+
+export interface PublishRequest {
+  /** Where the agents pushed each platform's image by digest. */
+  source: RepositoryRef;
+  /** In the order the build asked for them. */
+  images: PlatformImage[];
+  tags: string[];
+  annotations: Record<string, string>;
+}
+
+/**
+ * Merges per-platform digests into one OCI image index and pushes it under every tag.
+ *
+ * Child manifests must exist in each repository the index is pushed to, so they (and their
+ * blobs) are copied or mounted there first; the index is pushed by digest before any tag
+ * moves, so a tag never points at something half-published. Pushing the same bytes again is
+ * harmless, which makes a retried publish idempotent.
+ */
+@Injectable()
+export class Publisher {
+  private readonly logger = new Logger(Publisher.name);
+
+  constructor(@Inject(REGISTRY) private readonly registry: RegistryClient) {}
+
+  async publish(request: PublishRequest): Promise<{ digest: string; mediaType: string }> {
+    const index = assembleImageIndex(request.images, { annotations: request.annotations });
+    const tags = request.tags.map((tag) => parseTagReference(tag));
+    const repositories = new Map<string, RepositoryRef>();
+    for (const tag of tags) repositories.set(`${tag.registry}/${tag.repository}`, tag);
+
+    for (const repository of repositories.values()) {
+      const sameAsSource =
+        repository.registry === request.source.registry && repository.repository === request.source.repository;
+      if (!sameAsSource) {
+        for (const image of request.images) {
+          await this.registry.copyManifest(request.source, image.digest, repository);
+        }
+      }
+      await this.registry.putManifest(repository, index.digest, index.body, index.mediaType);
+    }
+    for (const tag of tags) {
+      await this.registry.putManifest(tag, tag.tag, index.body, index.mediaType);
+    }
+    this.logger.log(`published ${index.digest} as ${request.tags.join(', ')}`);
+    return { digest: index.digest, mediaType: index.mediaType };
+  }
+}
+
+export function platformImage(platform: string, digest: string, mediaType: string, size: number): PlatformImage {
+  return { platform: parsePlatform(platform), digest, mediaType, size };
+}

@@ -1,0 +1,134 @@
+import { readFileSync } from 'node:fs';
+import { EnvReader } from './env';
+
+type Env = Record<string, string | undefined>;
+
+/** What every process connecting to the queue needs. */
+export interface QueueConfig {
+  redisUrl: string;
+  /** Prefix of every Redis key the farm writes; a Redis ACL can fence agents to `~<prefix>:*`. */
+  queuePrefix: string;
+}
+
+/** How to reach registries: credentials (docker config.json) and which hosts speak plain HTTP. */
+export interface RegistryConfig {
+  /** Parsed docker config.json (`{auths: {...}}`), or undefined for anonymous access. */
+  registryAuth?: { auths: Record<string, unknown> };
+  insecureRegistries: string[];
+}
+
+export interface ApiConfig extends QueueConfig {
+  databaseUrl: string;
+  host: string;
+  port: number;
+  adminToken: string;
+  allowFileRepos: boolean;
+  logLevel: string;
+}
+
+export interface CoordinatorConfig extends QueueConfig, RegistryConfig {
+  databaseUrl: string;
+  logLevel: string;
+}
+
+export interface AgentConfig extends QueueConfig, RegistryConfig {
+  /** Platforms this host may build under qemu-user emulation (opt-in, always reported). */
+  emulatedPlatforms: string[];
+  allowFileRepos: boolean;
+  /** Where the agent keeps work dirs and its buildah storage. */
+  stateDir: string;
+  concurrency: number;
+  logLevel: string;
+}
+
+const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/buildfarm';
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+function queueConfig(read: EnvReader): QueueConfig {
+  const queuePrefix = read.string('FARM_QUEUE_PREFIX', 'farm');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(queuePrefix)) {
+    read.problems.push('FARM_QUEUE_PREFIX may only contain letters, digits, "_" and "-"');
+  }
+  return { redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:'], DEFAULT_REDIS_URL), queuePrefix };
+}
+
+/** FARM_REGISTRY_AUTH holds a docker config.json: either the JSON itself or a path to it. */
+function parseRegistryAuth(raw: string): { auths: Record<string, unknown> } {
+  const text = raw.trimStart().startsWith('{') ? raw : readFileSync(raw, 'utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error('is not valid JSON (expected a docker config.json with "auths")');
+  }
+  const auths = (parsed as { auths?: unknown } | null)?.auths;
+  if (typeof auths !== 'object' || auths === null || Array.isArray(auths)) {
+    throw new Error('must be a docker config.json with an "auths" object');
+  }
+  return { auths: auths as Record<string, unknown> };
+}
+
+function registryConfig(read: EnvReader): RegistryConfig {
+  return {
+    registryAuth: read.parsed('FARM_REGISTRY_AUTH', read.optional('FARM_REGISTRY_AUTH'), parseRegistryAuth),
+    insecureRegistries: read.list('FARM_INSECURE_REGISTRIES'),
+  };
+}
+
+function logLevel(read: EnvReader): string {
+  const level = read.string('LOG_LEVEL', 'info');
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(level)) {
+    read.problems.push(`LOG_LEVEL must be one of fatal, error, warn, info, debug, silent`);
+  }
+  return level;
+}
+
+export function loadApiConfig(env: Env = process.env): ApiConfig {
+  const read = new EnvReader(env);
+  const adminToken = read.string('FARM_ADMIN_TOKEN');
+  if (adminToken && adminToken.length < 16) {
+    read.problems.push('FARM_ADMIN_TOKEN must be at least 16 characters');
+  }
+  const config: ApiConfig = {
+    ...queueConfig(read),
+    databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], DEFAULT_DATABASE_URL),
+    host: read.string('HOST', '127.0.0.1'),
+    port: read.integer('PORT', 8080, 0, 65535),
+    adminToken,
+    allowFileRepos: read.boolean('FARM_ALLOW_FILE_REPOS', false),
+    logLevel: logLevel(read),
+  };
+  read.done();
+  return config;
+}
+
+export function loadCoordinatorConfig(env: Env = process.env): CoordinatorConfig {
+  const read = new EnvReader(env);
+  const config: CoordinatorConfig = {
+    ...queueConfig(read),
+    ...registryConfig(read),
+    databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], DEFAULT_DATABASE_URL),
+    logLevel: logLevel(read),
+  };
+  read.done();
+  return config;
+}
+
+export function loadAgentConfig(env: Env = process.env): AgentConfig {
+  const read = new EnvReader(env);
+  if (read.optional('DATABASE_URL')) {
+    // DESIGN.md: agents hold no database credentials. Refuse rather than silently ignore.
+    read.problems.push('DATABASE_URL must not be given to an agent: agents reach Redis, git and registries only');
+  }
+  const config: AgentConfig = {
+    ...queueConfig(read),
+    ...registryConfig(read),
+    emulatedPlatforms: read.list('FARM_EMULATED_PLATFORMS'),
+    allowFileRepos: read.boolean('FARM_ALLOW_FILE_REPOS', false),
+    stateDir: read.string('FARM_STATE_DIR', '/var/lib/buildfarm'),
+    concurrency: read.integer('FARM_AGENT_CONCURRENCY', 1, 1, 64),
+    logLevel: logLevel(read),
+  };
+  read.done();
+  return config;
+}

@@ -1,0 +1,159 @@
+import { Injectable } from '@nestjs/common';
+import { Prisma, type Build, type PlatformBuild, type BuildStatus } from './generated/client';
+import { PrismaService } from './prisma.service';
+
+export type { Build, PlatformBuild, BuildStatus };
+export type BuildWithPlatforms = Build & { platforms: PlatformBuild[] };
+
+export interface NewBuild {
+  id: string;
+  repo: string;
+  ref: string | null;
+  commit: string;
+  dockerfile: string;
+  context: string;
+  target: string | null;
+  tags: string[];
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  platforms: string[];
+  idempotencyKey?: string;
+}
+
+export interface BuildFilter {
+  status?: BuildStatus;
+  repo?: string;
+  /** id of the last build of the previous page */
+  cursor?: string;
+  limit: number;
+}
+
+export interface PlatformOutcome {
+  status: 'succeeded' | 'failed' | 'canceled';
+  digest?: string;
+  mediaType?: string;
+  size?: number;
+  agent?: string;
+  emulated?: boolean;
+  error?: string;
+  logTail?: string;
+  log?: string;
+  startedAt?: Date;
+  finishedAt: Date;
+}
+
+const withPlatforms = { platforms: { orderBy: { position: 'asc' } } } satisfies Prisma.BuildInclude;
+const ENDED: BuildStatus[] = ['succeeded', 'failed', 'canceled'];
+
+/** Builds and their platforms. State changes are guarded in SQL so replays and races are harmless. */
+@Injectable()
+export class BuildRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  async create(build: NewBuild): Promise<BuildWithPlatforms> {
+    const { platforms, ...fields } = build;
+    return this.prisma.build.create({
+      data: {
+        ...fields,
+        platforms: { create: platforms.map((platform, position) => ({ platform, position })) },
+      },
+      include: withPlatforms,
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.prisma.build.deleteMany({ where: { id } });
+  }
+
+  async markEnqueued(id: string): Promise<void> {
+    await this.prisma.build.update({ where: { id }, data: { enqueuedAt: new Date() } });
+  }
+
+  async find(id: string): Promise<BuildWithPlatforms | null> {
+    return this.prisma.build.findUnique({ where: { id }, include: withPlatforms });
+  }
+
+  /** Newest first; keyset paging on (createdAt, id) so pages stay stable while builds arrive. */
+  async list(filter: BuildFilter): Promise<BuildWithPlatforms[]> {
+    const where: Prisma.BuildWhereInput = { status: filter.status, repo: filter.repo };
+    if (filter.cursor) {
+      const last = await this.prisma.build.findUnique({ where: { id: filter.cursor }, select: { createdAt: true } });
+      if (last) {
+        where.OR = [
+          { createdAt: { lt: last.createdAt } },
+          { createdAt: last.createdAt, id: { lt: filter.cursor } },
+        ];
+      }
+    }
+    return this.prisma.build.findMany({
+      where,
+      include: withPlatforms,
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: filter.limit,
+    });
+  }
+
+  /** An agent began an attempt: the platform (and the build, if still queued) is running. */
+  async platformStarted(
+    buildId: string,
+    platform: string,
+    started: { agent: string; emulated: boolean; attempt: number; at: Date },
+  ): Promise<void> {
+    await this.prisma.$transaction([
+      this.prisma.platformBuild.updateMany({
+        where: { buildId, platform, status: { in: ['queued', 'running'] } },
+        data: {
+          status: 'running',
+          agent: started.agent,
+          emulated: started.emulated,
+          attempts: started.attempt,
+          startedAt: started.at,
+          error: null,
+        },
+      }),
+      this.prisma.build.updateMany({
+        where: { id: buildId, status: 'queued' },
+        data: { status: 'running', startedAt: started.at },
+      }),
+    ]);
+  }
+
+  /** A platform ended for good. Never overwrites an already ended platform. */
+  async platformEnded(buildId: string, platform: string, outcome: PlatformOutcome): Promise<void> {
+    await this.prisma.platformBuild.updateMany({
+      where: { buildId, platform, status: { notIn: ENDED } },
+      data: {
+        status: outcome.status,
+        digest: outcome.digest,
+        mediaType: outcome.mediaType,
+        size: outcome.size,
+        agent: outcome.agent,
+        emulated: outcome.emulated,
+        error: outcome.error ?? null,
+        logTail: outcome.logTail,
+        log: outcome.log,
+        startedAt: outcome.startedAt,
+        finishedAt: outcome.finishedAt,
+      },
+    });
+  }
+
+  /** The build ended: published (digest), failed or canceled. */
+  async finish(
+    id: string,
+    outcome: { status: BuildStatus; digest?: string; mediaType?: string; error?: string },
+  ): Promise<void> {
+    const now = new Date();
+    await this.prisma.build.updateMany({
+      where: { id, status: { notIn: ENDED } },
+      data: { ...outcome, finishedAt: now },
+    });
+    // A build that failed before any agent picked it up still gets a start time.
+    await this.prisma.build.updateMany({ where: { id, startedAt: null }, data: { startedAt: now } });
+  }
+
+  /** Liveness of the connection, for /readyz. */
+  async ping(): Promise<void> {
+    await this.prisma.$queryRaw`SELECT 1`;
+  }
+}

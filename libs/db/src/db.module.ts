@@ -1,0 +1,16 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { PrismaService } from './prisma.service';
+import { BuildRepository } from './build.repository';
+
+/** Provides PrismaService and the repositories for one DATABASE_URL. */
+@Module({})
+export class DbModule {
+  static forRoot(databaseUrl: string): DynamicModule {
+    return {
+      module: DbModule,
+      global: true,
+      providers: [{ provide: PrismaService, useFactory: () => new PrismaService(databaseUrl) }, BuildRepository],
+      exports: [PrismaService, BuildRepository],
+    };
+  }
+}

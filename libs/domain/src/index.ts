@@ -1,0 +1,5 @@
+export * from './platform';
+export * from './reference';
+export * from './digest';
+export * from './image-index';
+export * from './build-status';
