@@ -17,6 +17,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Every output line (stdout and stderr interleaved as they arrive). */
   onLine?: (line: string) => void;
+  /** How errors name the process, e.g. "buildah bud" (default: the command). */
+  name?: string;
 }
 
 const KEEP_LAST_LINES = 20;
@@ -27,13 +29,14 @@ const KEEP_LAST_LINES = 20;
  */
 export function runProcess(command: string, args: string[], options: RunOptions = {}): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    if (options.signal?.aborted) return reject(new ProcessError(`${command} canceled`, null, []));
+    if (options.signal?.aborted) return reject(new ProcessError(`${options.name ?? command} canceled`, null, []));
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    const name = options.name ?? command;
     const last: string[] = [];
     const emit = (line: string) => {
       last.push(line);
@@ -63,15 +66,15 @@ export function runProcess(command: string, args: string[], options: RunOptions 
     options.signal?.addEventListener('abort', kill, { once: true });
     child.on('error', (error) => {
       options.signal?.removeEventListener('abort', kill);
-      reject(new ProcessError(`cannot run ${command}: ${error.message}`, null, last));
+      reject(new ProcessError(`cannot run ${name}: ${error.message}`, null, last));
     });
     child.on('close', (code, signal) => {
       options.signal?.removeEventListener('abort', kill);
-      if (options.signal?.aborted) return reject(new ProcessError(`${command} canceled`, code, last));
+      if (options.signal?.aborted) return reject(new ProcessError(`${name} canceled`, code, last));
       if (code === 0) return resolve(last);
       const why = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       const detail = last.length ? `: ${last[last.length - 1]}` : '';
-      reject(new ProcessError(`${command} ${args[0] ?? ''} ${why}${detail}`.replace(/\s+/g, ' '), code, last));
+      reject(new ProcessError(`${name} ${why}${detail}`, code, last));
     });
   });
 }

@@ -64,7 +64,7 @@ export class LocalBuildahBuilder implements Builder {
     bud.push(contextDir);
     context.log(`building ${platform}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
     try {
-      await runProcess('buildah', bud, { env, cwd: source, signal: context.signal, onLine: context.log });
+      await runProcess('buildah', bud, { env, cwd: source, signal: context.signal, onLine: context.log, name: 'buildah bud' });
     } catch (error) {
       // The same source fails the same way again (Dockerfile error, failing RUN): no retry.
       if (error instanceof ProcessError && error.exitCode !== null && !context.signal.aborted) {
@@ -76,7 +76,7 @@ export class LocalBuildahBuilder implements Builder {
     // buildah writes an OCI layout; the farm's registry client pushes it by digest, without a tag.
     const layout = join(dir, 'oci');
     const push = [...this.globalArgs(), 'push', '--format', 'oci', image, `oci:${layout}:image`];
-    await runProcess('buildah', push, { env, signal: context.signal, onLine: context.log });
+    await runProcess('buildah', push, { env, signal: context.signal, onLine: context.log, name: 'buildah push' });
     context.log(`pushing to ${job.pushTo.registry}/${job.pushTo.repository}`);
     const descriptor = await this.options.registry.pushOciLayout(layout, job.pushTo);
     context.log(`pushed ${descriptor.digest}`);

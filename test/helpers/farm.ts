@@ -1,0 +1,138 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort } from './ports';
+
+/**
+ * The whole farm as real processes, started the way `npm run start:*` starts them (from the
+ * compiled `dist/`, which `npm test` builds first), each with its own queue prefix and state
+ * dir, and killed by PID in stop().
+ */
+
+const ROOT = resolve(__dirname, '../..');
+
+export interface AgentSpec {
+  platform?: string;
+  emulated?: boolean;
+  name?: string;
+}
+
+export interface TestFarm {
+  apiUrl: string;
+  adminToken: string;
+  queuePrefix: string;
+  /** Output of every process, for diagnosing a failing test. */
+  output(): string;
+  /** Calls the REST API with the admin token unless `token` is given (null: no header). */
+  request(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any }>;
+  stop(): Promise<void>;
+}
+
+export interface StartFarmOptions {
+  databaseUrl: string;
+  agents: AgentSpec[];
+  env?: Record<string, string>;
+}
+
+function entry(app: string): string {
+  const file = join(ROOT, 'dist', 'apps', app, 'src', 'main.js');
+  if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build" first (npm test does)`);
+  return file;
+}
+
+export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
+  const port = await freePort();
+  const adminToken = randomBytes(16).toString('hex');
+  const queuePrefix = `farmtest-${randomBytes(4).toString('hex')}`;
+  const stateDir = await mkdtemp(join(tmpdir(), 'farm-state-'));
+  const common: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    FARM_QUEUE_PREFIX: queuePrefix,
+    FARM_ALLOW_FILE_REPOS: '1',
+    LOG_LEVEL: 'info',
+    ...options.env,
+  };
+  const children: ChildProcess[] = [];
+  let output = '';
+  const launch = (name: string, file: string, args: string[], env: Record<string, string>) => {
+    const child = spawn(process.execPath, [file, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const collect = (chunk: Buffer) => (output += chunk.toString().replace(/^/gm, `[${name}] `));
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    children.push(child);
+    return child;
+  };
+
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            child.once('exit', () => done());
+            child.kill('SIGTERM');
+            setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+          }),
+      ),
+    );
+    await rm(stateDir, { recursive: true, force: true });
+  };
+
+  try {
+    const database = { DATABASE_URL: options.databaseUrl };
+    launch('api', entry('api'), [], { ...common, ...database, PORT: String(port), FARM_ADMIN_TOKEN: adminToken });
+    launch('coordinator', entry('coordinator'), [], { ...common, ...database });
+    options.agents.forEach((agent, i) => {
+      const args = [
+        ...(agent.platform ? ['--platform', agent.platform] : []),
+        ...(agent.emulated ? ['--emulated'] : []),
+        '--name',
+        agent.name ?? `test-agent-${i}`,
+      ];
+      launch(`agent-${i}`, entry('agent'), args, { ...common, FARM_STATE_DIR: stateDir });
+    });
+    const apiUrl = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${apiUrl}/readyz`)).ok, 20_000, () => output);
+    const request: TestFarm['request'] = async (method, path, body, token) => {
+      const headers: Record<string, string> = {};
+      if (token !== null) headers.authorization = `Bearer ${token ?? adminToken}`;
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const response = await fetch(`${apiUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await response.text();
+      let parsed: unknown = text;
+      if ((response.headers.get('content-type') ?? '').includes('json')) parsed = JSON.parse(text);
+      return { status: response.status, body: parsed };
+    };
+    return { apiUrl, adminToken, queuePrefix, output: () => output, request, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** Retries `check` until it returns true; fails with `context()` after `timeoutMs`. */
+export async function waitFor(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  context: () => string = () => '',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms\n${context()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
