@@ -97,7 +97,11 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
       launch(`agent-${i}`, entry('agent'), args, { ...common, FARM_STATE_DIR: stateDir });
     });
     const apiUrl = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${apiUrl}/readyz`)).ok, 20_000, () => output);
+    await waitFor(
+      async () => (await fetch(`${apiUrl}/readyz`)).ok,
+      20_000,
+      () => output,
+    );
     const request: TestFarm['request'] = async (method, path, body, token) => {
       const headers: Record<string, string> = {};
       if (token !== null) headers.authorization = `Bearer ${token ?? adminToken}`;

@@ -13,7 +13,9 @@ export async function skopeoRaw(reference: string): Promise<{ mediaType?: string
 }
 
 /** skopeo's view of an image's config (architecture, os, ...). */
-export async function skopeoConfig(reference: string): Promise<{ architecture: string; os: string; [key: string]: any }> {
+export async function skopeoConfig(
+  reference: string,
+): Promise<{ architecture: string; os: string; [key: string]: any }> {
   const { stdout } = await run('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${reference}`]);
   return JSON.parse(stdout);
 }
@@ -24,7 +26,9 @@ export async function skopeoConfig(reference: string): Promise<{ architecture: s
  */
 export async function readFileFromImage(registryUrl: string, repository: string, manifestDigest: string, path: string) {
   const manifestResponse = await fetch(`${registryUrl}/v2/${repository}/manifests/${manifestDigest}`, {
-    headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+    headers: {
+      accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json',
+    },
   });
   if (!manifestResponse.ok) throw new Error(`manifest ${manifestDigest}: HTTP ${manifestResponse.status}`);
   const manifest = (await manifestResponse.json()) as { layers: { digest: string }[] };

@@ -79,7 +79,14 @@ export class Agent {
         finishedAt: new Date().toISOString(),
       };
       await logs.flush();
-      await this.emit({ type: 'platform.ended', ...event, status: 'succeeded', final: true, result, at: result.finishedAt });
+      await this.emit({
+        type: 'platform.ended',
+        ...event,
+        status: 'succeeded',
+        final: true,
+        result,
+        at: result.finishedAt,
+      });
       return result;
     } catch (error) {
       const message = (error as Error).message;

@@ -35,7 +35,10 @@ async function main(): Promise<void> {
   const agentName = args.name ?? `${hostname()}-${name.replace(/\//g, '-')}`;
   const stateDir = join(config.stateDir, 'agents', agentName);
   await mkdir(stateDir, { recursive: true });
-  const registry = new RegistryClient({ dockerConfig: config.registryAuth, insecureRegistries: config.insecureRegistries });
+  const registry = new RegistryClient({
+    dockerConfig: config.registryAuth,
+    insecureRegistries: config.insecureRegistries,
+  });
   const builder = new LocalBuildahBuilder({
     platform,
     emulated,
@@ -47,9 +50,18 @@ async function main(): Promise<void> {
   });
   const redis = createRedisConnection(config.redisUrl);
   redis.on('error', (error) => log(`redis: ${error.message}`));
-  const agent = new Agent({ name: agentName, queuePrefix: config.queuePrefix, concurrency: config.concurrency, redis, builder, log });
+  const agent = new Agent({
+    name: agentName,
+    queuePrefix: config.queuePrefix,
+    concurrency: config.concurrency,
+    redis,
+    builder,
+    log,
+  });
   agent.start();
-  log(`${agentName} serving ${name}${emulated ? ' (emulated with qemu-user)' : ''}${args.labels.length ? ` labels ${args.labels.join(',')}` : ''}`);
+  log(
+    `${agentName} serving ${name}${emulated ? ' (emulated with qemu-user)' : ''}${args.labels.length ? ` labels ${args.labels.join(',')}` : ''}`,
+  );
 
   const shutdown = (signal: string) => {
     log(`${signal}: finishing the current job, then exiting`);

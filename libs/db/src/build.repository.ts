@@ -79,10 +79,7 @@ export class BuildRepository {
     if (filter.cursor) {
       const last = await this.prisma.build.findUnique({ where: { id: filter.cursor }, select: { createdAt: true } });
       if (last) {
-        where.OR = [
-          { createdAt: { lt: last.createdAt } },
-          { createdAt: last.createdAt, id: { lt: filter.cursor } },
-        ];
+        where.OR = [{ createdAt: { lt: last.createdAt } }, { createdAt: last.createdAt, id: { lt: filter.cursor } }];
       }
     }
     return this.prisma.build.findMany({

@@ -64,7 +64,13 @@ export class LocalBuildahBuilder implements Builder {
     bud.push(contextDir);
     context.log(`building ${platform}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
     try {
-      await runProcess('buildah', bud, { env, cwd: source, signal: context.signal, onLine: context.log, name: 'buildah bud' });
+      await runProcess('buildah', bud, {
+        env,
+        cwd: source,
+        signal: context.signal,
+        onLine: context.log,
+        name: 'buildah bud',
+      });
     } catch (error) {
       // The same source fails the same way again (Dockerfile error, failing RUN): no retry.
       if (error instanceof ProcessError && error.exitCode !== null && !context.signal.aborted) {

@@ -178,7 +178,11 @@ export class BuildsService {
         throw new ApiError('invalid_request', `${field} has an invalid name "${key.slice(0, 64)}"`, `${field}.${key}`);
       }
       if (typeof item !== 'string' || item.length > 8192) {
-        throw new ApiError('invalid_request', `${field}.${key} must be a string of at most 8192 characters`, `${field}.${key}`);
+        throw new ApiError(
+          'invalid_request',
+          `${field}.${key} must be a string of at most 8192 characters`,
+          `${field}.${key}`,
+        );
       }
       map[key] = item;
     }

@@ -45,7 +45,8 @@ export class ErrorFilter implements ExceptionFilter {
       return new ApiError(CODE_BY_STATUS[status] ?? 'internal', this.httpMessage(exception));
     }
     const parserError = exception as BodyParserError;
-    if (parserError?.type === 'entity.parse.failed') return new ApiError('invalid_request', 'request body is not valid JSON');
+    if (parserError?.type === 'entity.parse.failed')
+      return new ApiError('invalid_request', 'request body is not valid JSON');
     if (parserError?.type === 'entity.too.large') return new ApiError('payload_too_large', 'request body is too large');
     if (parserError?.status && CODE_BY_STATUS[parserError.status]) {
       return new ApiError(CODE_BY_STATUS[parserError.status], (exception as Error).message);
