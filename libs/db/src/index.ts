@@ -1,0 +1,11 @@
+export * from './prisma.service';
+export * from './build.repository';
+export * from './db.module';
+export {
+  applyMigrations,
+  migrationChecksum,
+  MigrationError,
+  type ApplyMigrationsOptions,
+  type ApplyMigrationsResult,
+  type MigrationErrorCode,
+} from './migrate';
