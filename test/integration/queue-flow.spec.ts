@@ -87,7 +87,8 @@ test('the parent runs once every child ended, and sees which succeeded and which
   const connection = createRedisConnection('redis://127.0.0.1:6379');
   const amd64 = new Worker(buildQueueName('linux/amd64'), handlers, { connection, prefix });
   const arm64 = new Worker(buildQueueName('linux/arm64'), handlers, { connection, prefix });
-  const events = new QueueEvents(PUBLISH_QUEUE, { connection: connection.duplicate(), prefix });
+  const eventsConnection = connection.duplicate();
+  const events = new QueueEvents(PUBLISH_QUEUE, { connection: eventsConnection, prefix });
   let seen: { values: Record<string, unknown>; failures: Record<string, string> } | undefined;
   const publish = new Worker(
     PUBLISH_QUEUE,
@@ -107,6 +108,8 @@ test('the parent runs once every child ended, and sees which succeeded and which
     expect(Object.values(seen!.failures)).toEqual(['RUN false exited 1']);
   } finally {
     await Promise.all([amd64.close(), arm64.close(), publish.close(), events.close()]);
+    // BullMQ leaves connections it was handed open.
     connection.disconnect();
+    eventsConnection.disconnect();
   }
 });

@@ -29,6 +29,7 @@ export interface AgentOptions {
  */
 export class Agent {
   private worker?: Worker;
+  private connection?: Redis;
   readonly platform: string;
 
   constructor(private readonly options: AgentOptions) {
@@ -37,8 +38,9 @@ export class Agent {
 
   start(): void {
     const { redis, queuePrefix, concurrency, name } = this.options;
+    this.connection = redis.duplicate();
     this.worker = new Worker(buildQueueName(this.platform), (job, _token, signal) => this.process(job, signal), {
-      connection: redis.duplicate(),
+      connection: this.connection,
       prefix: queuePrefix,
       concurrency,
       name,
@@ -51,6 +53,8 @@ export class Agent {
 
   async stop(): Promise<void> {
     await this.worker?.close();
+    // BullMQ leaves a connection it was handed open.
+    this.connection?.disconnect();
   }
 
   async process(job: Job, signal: AbortSignal | undefined): Promise<PlatformBuildResult> {

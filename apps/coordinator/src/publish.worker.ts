@@ -31,6 +31,7 @@ interface ChildOutcomes {
 export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(PublishWorker.name);
   private worker?: Worker;
+  private connection?: Redis;
 
   constructor(
     private readonly builds: BuildRepository,
@@ -41,8 +42,9 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
   ) {}
 
   onApplicationBootstrap(): void {
+    this.connection = this.redis.duplicate();
     this.worker = new Worker(PUBLISH_QUEUE, (job) => this.process(job), {
-      connection: this.redis.duplicate(),
+      connection: this.connection,
       prefix: this.config.queuePrefix,
       concurrency: 8,
       lockDuration: WORKER_LOCK_DURATION_MS,
@@ -55,6 +57,8 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
 
   async onApplicationShutdown(): Promise<void> {
     await this.worker?.close();
+    // BullMQ leaves a connection it was handed open.
+    this.connection?.disconnect();
   }
 
   async process(job: Job): Promise<{ digest?: string; status: string }> {

@@ -159,6 +159,6 @@ export class LocalBuildahBuilder implements Builder {
 
 /** Loopback registries (`127.0.0.1:5000/`, `localhost/`, `[::1]:5000/`) a Dockerfile refers to. */
 export function loopbackRegistries(dockerfile: string): string[] {
-  const found = dockerfile.match(/(?<![\w.-])(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d{1,5})?(?=\/)/g) ?? [];
+  const found = dockerfile.match(/(?<=^|[\s=])(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d{1,5})?(?=\/)/g) ?? [];
   return [...new Set(found)];
 }

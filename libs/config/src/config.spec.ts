@@ -1,0 +1,83 @@
+import { ConfigError, loadAgentConfig, loadApiConfig, loadCoordinatorConfig } from './index';
+
+const token = 'a'.repeat(32);
+
+describe('loadApiConfig', () => {
+  test('defaults for this machine', () => {
+    expect(loadApiConfig({ FARM_ADMIN_TOKEN: token })).toEqual({
+      redisUrl: 'redis://127.0.0.1:6379',
+      queuePrefix: 'farm',
+      databaseUrl: 'postgresql://postgres@127.0.0.1:5432/buildfarm',
+      host: '127.0.0.1',
+      port: 8080,
+      adminToken: token,
+      allowFileRepos: false,
+      logLevel: 'info',
+    });
+  });
+
+  test('names every bad variable at once', () => {
+    let error: ConfigError | undefined;
+    try {
+      loadApiConfig({
+        PORT: 'eighty',
+        DATABASE_URL: 'mysql://x/y',
+        REDIS_URL: 'not a url',
+        FARM_ALLOW_FILE_REPOS: 'maybe',
+      });
+    } catch (caught) {
+      error = caught as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.problems).toEqual([
+      'FARM_ADMIN_TOKEN is required',
+      'REDIS_URL is not a valid URL',
+      'DATABASE_URL must be a postgres: or postgresql: URL, got mysql:',
+      'PORT must be an integer from 0 to 65535, got "eighty"',
+      'FARM_ALLOW_FILE_REPOS must be true or false (1/0), got "maybe"',
+    ]);
+    expect(error!.message).toContain('invalid configuration');
+  });
+
+  test('a short admin token is refused', () => {
+    expect(() => loadApiConfig({ FARM_ADMIN_TOKEN: 'short' })).toThrow(/at least 16 characters/);
+  });
+
+  test('the queue prefix must fit a Redis ACL key pattern', () => {
+    expect(() => loadApiConfig({ FARM_ADMIN_TOKEN: token, FARM_QUEUE_PREFIX: 'farm:*' })).toThrow(/FARM_QUEUE_PREFIX/);
+  });
+});
+
+describe('loadCoordinatorConfig', () => {
+  test('registry credentials as docker config.json, insecure registries as a list', () => {
+    const config = loadCoordinatorConfig({
+      FARM_REGISTRY_AUTH: JSON.stringify({ auths: { 'registry.example.com': { auth: 'dTpw' } } }),
+      FARM_INSECURE_REGISTRIES: 'a.local:5000, b.local',
+    });
+    expect(config.registryAuth).toEqual({ auths: { 'registry.example.com': { auth: 'dTpw' } } });
+    expect(config.insecureRegistries).toEqual(['a.local:5000', 'b.local']);
+  });
+
+  test('a registry auth without "auths" is refused with the variable named', () => {
+    expect(() => loadCoordinatorConfig({ FARM_REGISTRY_AUTH: '{"x": 1}' })).toThrow(/FARM_REGISTRY_AUTH: .*auths/);
+    expect(() => loadCoordinatorConfig({ FARM_REGISTRY_AUTH: '{not json' })).toThrow(
+      /FARM_REGISTRY_AUTH: is not valid JSON/,
+    );
+  });
+});
+
+describe('loadAgentConfig', () => {
+  test('agents refuse database credentials', () => {
+    expect(() => loadAgentConfig({ DATABASE_URL: 'postgresql://x@y/z' })).toThrow(
+      /agents reach Redis, git and registries only/,
+    );
+  });
+
+  test('emulated platforms are an explicit list', () => {
+    expect(loadAgentConfig({ FARM_EMULATED_PLATFORMS: 'linux/arm64,linux/arm/v7' }).emulatedPlatforms).toEqual([
+      'linux/arm64',
+      'linux/arm/v7',
+    ]);
+    expect(loadAgentConfig({}).emulatedPlatforms).toEqual([]);
+  });
+});
