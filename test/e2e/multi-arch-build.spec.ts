@@ -105,6 +105,7 @@ test('a two-platform build becomes one published OCI index with native and emula
     expect(entry.digest).toBe(build.platforms.find((p: any) => p.platform === `linux/${arch}`).digest);
     const config = await skopeoConfig(`${registry.host}/team/app@${entry.digest}`);
     expect(config).toMatchObject({ os: 'linux', architecture: arch });
+    expect(config.config.Labels['org.opencontainers.image.revision']).toBe(repo.commit);
     expect((await readFileFromImage(registry.url, 'team/app', entry.digest, '/arch'))?.trim()).toBe(expected[arch]);
     expect(await readFileFromImage(registry.url, 'team/app', entry.digest, '/hello.txt')).toBe('hello from the farm\n');
   }
@@ -113,6 +114,37 @@ test('a two-platform build becomes one published OCI index with native and emula
   expect(logs.status).toBe(200);
   expect(logs.body).toContain('RUN uname -m > /arch');
   expect(logs.body).toContain('emulated');
+});
+
+test('tags in other repositories and another registry get the index and its children', async () => {
+  const mirror = await startRegistry();
+  try {
+    const tags = [
+      `${registry.host}/team/app:multi`,
+      `${registry.host}/other/app:multi`,
+      `${mirror.host}/mirror/app:multi`,
+    ];
+    const submitted = await farm.request('POST', '/v1/builds', {
+      repo: repo.url,
+      ref: 'main',
+      platforms: ['linux/amd64', 'linux/arm64'],
+      tags,
+    });
+    expect(submitted.status).toBe(202);
+    const build = await waitForBuild(submitted.body.id);
+    expect(build.status).toBe('succeeded');
+    for (const tag of tags) {
+      const index = await skopeoRaw(tag);
+      expect(index.manifests.map((m: any) => m.digest)).toEqual(build.platforms.map((p: any) => p.digest));
+      // The children (and their blobs) exist where the index is: a client can pull every platform.
+      for (const entry of index.manifests) {
+        const config = await skopeoConfig(`${tag.replace(/:multi$/, '')}@${entry.digest}`);
+        expect(config.architecture).toBe(entry.platform.architecture);
+      }
+    }
+  } finally {
+    await mirror.stop();
+  }
 });
 
 test('one failing platform fails the build, keeps the other result and publishes nothing', async () => {

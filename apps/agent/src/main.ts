@@ -58,11 +58,6 @@ async function main(): Promise<void> {
     builder,
     log,
   });
-  agent.start();
-  log(
-    `${agentName} serving ${name}${emulated ? ' (emulated with qemu-user)' : ''}${args.labels.length ? ` labels ${args.labels.join(',')}` : ''}`,
-  );
-
   const shutdown = (signal: string) => {
     log(`${signal}: finishing the current job, then exiting`);
     agent
@@ -73,6 +68,10 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  agent.start();
+  log(
+    `${agentName} serving ${name}${emulated ? ' (emulated with qemu-user)' : ''}${args.labels.length ? ` labels ${args.labels.join(',')}` : ''}`,
+  );
 }
 
 main().catch((error: unknown) => {

@@ -53,13 +53,22 @@ export class LocalBuildahBuilder implements Builder {
     const contextDir = await this.insideSource(source, job.context, 'context');
     const dockerfile = await this.insideSource(source, job.dockerfile, 'dockerfile');
     const env = await this.buildahEnv(job, dockerfile);
-    const image = this.imageName(job);
     const platform = formatPlatform(this.platform);
 
+    // buildah commits the image straight into an OCI layout, its layers gzip-compressed as a
+    // push would compress them: no separate `buildah push` step (~100-200 ms per build), and
+    // nothing is tagged in the local storage, which keeps only the base images as cache.
+    const layout = join(dir, 'oci');
     const bud = [...this.globalArgs(), 'bud', '--isolation', 'chroot', '--platform', platform, '--format', 'oci'];
-    bud.push('--file', dockerfile, '--tag', image);
+    bud.push('--disable-compression=false', '--file', dockerfile, '--tag', `oci:${layout}:image`);
     for (const [name, value] of Object.entries(job.buildArgs)) bud.push('--build-arg', `${name}=${value}`);
-    for (const [name, value] of Object.entries(job.labels)) bud.push('--label', `${name}=${value}`);
+    // Every image says which commit it was built from, unless the request labels it otherwise.
+    const labels = {
+      'org.opencontainers.image.revision': job.commit,
+      'org.opencontainers.image.source': job.repo,
+      ...job.labels,
+    };
+    for (const [name, value] of Object.entries(labels)) bud.push('--label', `${name}=${value}`);
     if (job.target) bud.push('--target', job.target);
     bud.push(contextDir);
     context.log(`building ${platform}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
@@ -79,10 +88,7 @@ export class LocalBuildahBuilder implements Builder {
       throw error;
     }
 
-    // buildah writes an OCI layout; the farm's registry client pushes it by digest, without a tag.
-    const layout = join(dir, 'oci');
-    const push = [...this.globalArgs(), 'push', '--format', 'oci', image, `oci:${layout}:image`];
-    await runProcess('buildah', push, { env, signal: context.signal, onLine: context.log, name: 'buildah push' });
+    // The farm's registry client pushes the layout by digest, without a tag.
     context.log(`pushing to ${job.pushTo.registry}/${job.pushTo.repository}`);
     const descriptor = await this.options.registry.pushOciLayout(layout, job.pushTo);
     context.log(`pushed ${descriptor.digest}`);
@@ -90,18 +96,12 @@ export class LocalBuildahBuilder implements Builder {
   }
 
   async destroy(job: PlatformBuildJob): Promise<void> {
-    // Removes the tag only; layers shared with other images stay in storage as cache.
-    const rmi = [...this.globalArgs(), 'rmi', '--force', this.imageName(job)];
-    await runProcess('buildah', rmi).catch(() => undefined);
+    // The image lives in the work dir's OCI layout, never in storage: removing the dir is enough.
     await rm(this.workDir(job), { recursive: true, force: true });
   }
 
   private workDir(job: PlatformBuildJob): string {
     return join(this.options.stateDir, 'work', `${job.buildId}-${formatPlatform(this.platform).replace(/\//g, '-')}`);
-  }
-
-  private imageName(job: PlatformBuildJob): string {
-    return `localhost/buildfarm/${job.buildId}:${formatPlatform(this.platform).replace(/\//g, '-')}`;
   }
 
   private globalArgs(): string[] {
