@@ -10,7 +10,12 @@ import { ErrorFilter } from './common/error.filter';
 import { createValidationPipe } from './common/validation';
 import { BuildsController } from './builds/builds.controller';
 import { BuildsService } from './builds/builds.service';
+import { BuildSubmitter } from './builds/build-submitter';
 import { HealthController } from './health/health.controller';
+import { HooksController } from './hooks/hooks.controller';
+import { HooksService } from './hooks/hooks.service';
+import { ProjectsController } from './projects/projects.controller';
+import { ProjectsService } from './projects/projects.service';
 import { API_CONFIG, FLOW_PRODUCER, REDIS } from './tokens';
 
 /** Closes the api's Redis clients on shutdown (enableShutdownHooks). */
@@ -32,7 +37,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [DbModule.forRoot(config.databaseUrl)],
-      controllers: [BuildsController, HealthController],
+      controllers: [BuildsController, ProjectsController, HooksController, HealthController],
       providers: [
         { provide: API_CONFIG, useValue: config },
         // Requests fail fast with 503 while Redis is away instead of queueing commands forever.
@@ -44,6 +49,9 @@ export class AppModule {
         },
         QueueLifecycle,
         BuildsService,
+        BuildSubmitter,
+        ProjectsService,
+        HooksService,
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: ErrorFilter },
         {

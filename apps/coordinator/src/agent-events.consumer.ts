@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
 import { BuildRepository } from '@farm/db';
-import { decodeAgentEvent, eventStreamKey, type AgentEvent } from '@farm/queue';
+import { decodeAgentEvent, eventStreamKey, type FarmEvent } from '@farm/queue';
+import { ForgeStatuses } from './forge-statuses';
 import { PlatformOutcomes } from './platform-outcomes';
 import { COORDINATOR_CONFIG, REDIS } from './tokens';
 
@@ -31,6 +32,7 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
   constructor(
     private readonly builds: BuildRepository,
     private readonly outcomes: PlatformOutcomes,
+    private readonly statuses: ForgeStatuses,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(COORDINATOR_CONFIG) config: CoordinatorConfig,
   ) {
@@ -98,9 +100,14 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
     }
   }
 
-  private async apply(event: AgentEvent): Promise<void> {
+  private async apply(event: FarmEvent): Promise<void> {
+    if (event.type === 'build.accepted') {
+      this.statuses.accepted(event.buildId);
+      return;
+    }
     const at = new Date(event.at);
     if (event.type === 'platform.started') {
+      this.statuses.platformStarted(event.buildId, event.platform, event.agent, event.emulated);
       await this.builds.platformStarted(event.buildId, event.platform, {
         agent: event.agent,
         emulated: event.emulated,
@@ -125,5 +132,6 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
       error: event.status === 'failed' ? (event.error ?? 'failed') : undefined,
       finishedAt: at,
     });
+    this.statuses.platformEnded(event.buildId, event.platform, event.status === 'succeeded', event.error);
   }
 }

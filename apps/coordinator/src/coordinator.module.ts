@@ -5,6 +5,7 @@ import { DbModule } from '@farm/db';
 import { RegistryClient } from '@farm/oci';
 import { createRedisConnection } from '@farm/queue';
 import { AgentEventsConsumer } from './agent-events.consumer';
+import { ForgeStatuses } from './forge-statuses';
 import { PlatformOutcomes } from './platform-outcomes';
 import { Publisher } from './publisher';
 import { PublishWorker } from './publish.worker';
@@ -34,6 +35,7 @@ export class CoordinatorModule {
         },
         RedisLifecycle,
         PlatformOutcomes,
+        ForgeStatuses,
         Publisher,
         PublishWorker,
         AgentEventsConsumer,

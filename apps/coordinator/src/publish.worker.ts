@@ -12,6 +12,7 @@ import {
   WORKER_LOCK_DURATION_MS,
   type PlatformBuildResult,
 } from '@farm/queue';
+import { ForgeStatuses } from './forge-statuses';
 import { PlatformOutcomes } from './platform-outcomes';
 import { platformImage, Publisher } from './publisher';
 import { COORDINATOR_CONFIG, REDIS } from './tokens';
@@ -37,6 +38,7 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
     private readonly builds: BuildRepository,
     private readonly outcomes: PlatformOutcomes,
     private readonly publisher: Publisher,
+    private readonly statuses: ForgeStatuses,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(COORDINATOR_CONFIG) private readonly config: CoordinatorConfig,
   ) {}
@@ -91,6 +93,7 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
     if (failed.length > 0) {
       const error = failed.map((p) => `${p.platform}: ${failures.get(p.platform) ?? 'no result'}`).join('; ');
       await this.builds.finish(buildId, { status: 'failed', error });
+      this.statuses.buildFinished(buildId, false, `not published: ${error}`);
       return { status: 'failed' };
     }
 
@@ -107,6 +110,7 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
       },
     });
     await this.builds.finish(buildId, { status: 'succeeded', ...published });
+    this.statuses.buildFinished(buildId, true, `published ${published.digest}`);
     return { status: 'succeeded', digest: published.digest };
   }
 
@@ -134,6 +138,7 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
       if (!(await job.isFailed())) return;
       const { buildId } = parsePublishJob(job.data);
       await this.builds.finish(buildId, { status: 'failed', error: `publishing the index failed: ${error.message}` });
+      this.statuses.buildFinished(buildId, false, `publishing failed: ${error.message}`);
     } catch (recordError) {
       this.logger.error(`could not record failed publish ${job.id}: ${(recordError as Error).message}`);
     }

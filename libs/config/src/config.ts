@@ -28,6 +28,8 @@ export interface ApiConfig extends QueueConfig {
 
 export interface CoordinatorConfig extends QueueConfig, RegistryConfig {
   databaseUrl: string;
+  /** Where people reach the api; commit statuses link to builds there. */
+  publicUrl: string;
   logLevel: string;
 }
 
@@ -108,6 +110,7 @@ export function loadCoordinatorConfig(env: Env = process.env): CoordinatorConfig
     ...queueConfig(read),
     ...registryConfig(read),
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], DEFAULT_DATABASE_URL),
+    publicUrl: read.url('FARM_PUBLIC_URL', ['http:', 'https:'], 'http://127.0.0.1:8080').replace(/\/+$/, ''),
     logLevel: logLevel(read),
   };
   read.done();

@@ -18,7 +18,11 @@ export interface NewBuild {
   labels: Record<string, string>;
   platforms: string[];
   idempotencyKey?: string;
+  projectId?: string;
 }
+
+/** The client or an interactive transaction's client: repositories work with both. */
+export type Db = PrismaService | Prisma.TransactionClient;
 
 export interface BuildFilter {
   status?: BuildStatus;
@@ -50,9 +54,9 @@ const ENDED: BuildStatus[] = ['succeeded', 'failed', 'canceled'];
 export class BuildRepository {
   constructor(private readonly prisma: PrismaService) {}
 
-  async create(build: NewBuild): Promise<BuildWithPlatforms> {
+  async create(build: NewBuild, db: Db = this.prisma): Promise<BuildWithPlatforms> {
     const { platforms, ...fields } = build;
-    return this.prisma.build.create({
+    return db.build.create({
       data: {
         ...fields,
         platforms: { create: platforms.map((platform, position) => ({ platform, position })) },
@@ -65,8 +69,8 @@ export class BuildRepository {
     await this.prisma.build.deleteMany({ where: { id } });
   }
 
-  async markEnqueued(id: string): Promise<void> {
-    await this.prisma.build.update({ where: { id }, data: { enqueuedAt: new Date() } });
+  async markEnqueued(id: string, db: Db = this.prisma): Promise<void> {
+    await db.build.update({ where: { id }, data: { enqueuedAt: new Date() } });
   }
 
   async find(id: string): Promise<BuildWithPlatforms | null> {

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { PrismaService } from './prisma.service';
 import { BuildRepository } from './build.repository';
+import { ProjectRepository } from './project.repository';
 
 /** Provides PrismaService and the repositories for one DATABASE_URL. */
 @Module({})
@@ -9,8 +10,12 @@ export class DbModule {
     return {
       module: DbModule,
       global: true,
-      providers: [{ provide: PrismaService, useFactory: () => new PrismaService(databaseUrl) }, BuildRepository],
-      exports: [PrismaService, BuildRepository],
+      providers: [
+        { provide: PrismaService, useFactory: () => new PrismaService(databaseUrl) },
+        BuildRepository,
+        ProjectRepository,
+      ],
+      exports: [PrismaService, BuildRepository, ProjectRepository],
     };
   }
 }

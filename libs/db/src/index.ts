@@ -1,5 +1,6 @@
 export * from './prisma.service';
 export * from './build.repository';
+export * from './project.repository';
 export * from './db.module';
 export {
   applyMigrations,

@@ -3,3 +3,15 @@ export { isCommitSha, validateRefName, validateRepoPath, validateRepoUrl } from 
 export { checkoutCommit, resolveRef, type CheckoutOptions, type ResolveRefOptions } from './remote';
 export { resolveInCheckout } from './checkout-path';
 export type { GitTransportOptions } from './run';
+export {
+  deliveryInfo,
+  FORGES,
+  isForge,
+  parsePushEvent,
+  verifyWebhookSignature,
+  WebhookPayloadError,
+  type DeliveryInfo,
+  type Forge,
+  type PushIntent,
+  type WebhookHeaders,
+} from './webhooks';

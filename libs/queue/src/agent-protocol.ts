@@ -48,15 +48,26 @@ export interface PlatformEndedEvent {
   at: string;
 }
 
+/**
+ * Not from an agent: the api accepted a build from a webhook (after its transaction
+ * committed), so the coordinator can report "pending" statuses to the forge right away.
+ */
+export interface BuildAcceptedEvent {
+  type: 'build.accepted';
+  buildId: string;
+  at: string;
+}
+
 export type AgentEvent = PlatformStartedEvent | PlatformEndedEvent;
+export type FarmEvent = AgentEvent | BuildAcceptedEvent;
 
 /** Events travel as one JSON field, so the stream entry stays a flat Redis hash. */
-export function encodeAgentEvent(event: AgentEvent): [string, string] {
+export function encodeAgentEvent(event: FarmEvent): [string, string] {
   return ['event', JSON.stringify(event)];
 }
 
 /** Decodes and validates an event; returns undefined for entries this version does not know. */
-export function decodeAgentEvent(fields: string[]): AgentEvent | undefined {
+export function decodeAgentEvent(fields: string[]): FarmEvent | undefined {
   const index = fields.indexOf('event');
   if (index < 0 || index + 1 >= fields.length) return undefined;
   let value: unknown;
@@ -64,6 +75,10 @@ export function decodeAgentEvent(fields: string[]): AgentEvent | undefined {
     value = JSON.parse(fields[index + 1]);
   } catch {
     return undefined;
+  }
+  const accepted = value as Partial<BuildAcceptedEvent> | null;
+  if (accepted?.type === 'build.accepted' && typeof accepted.buildId === 'string' && typeof accepted.at === 'string') {
+    return accepted as BuildAcceptedEvent;
   }
   const event = value as Partial<AgentEvent> | null;
   if (!event || typeof event.buildId !== 'string' || typeof event.platform !== 'string') return undefined;

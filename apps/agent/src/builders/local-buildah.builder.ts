@@ -1,7 +1,7 @@
 import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { join, relative, sep, isAbsolute } from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { checkoutCommit } from '@farm/git';
+import { checkoutCommit, RefNotFoundError } from '@farm/git';
 import { formatPlatform, type Platform } from '@farm/domain';
 import type { RegistryClient } from '@farm/oci';
 import type { PlatformBuildJob } from '@farm/queue';
@@ -40,11 +40,19 @@ export class LocalBuildahBuilder implements Builder {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     context.log(`checking out ${job.repo} at ${job.commit}`);
-    await checkoutCommit(job.repo, job.commit, join(dir, 'src'), {
-      allowFile: this.options.allowFileRepos,
-      signal: context.signal,
-      onLog: context.log,
-    });
+    try {
+      await checkoutCommit(job.repo, job.commit, join(dir, 'src'), {
+        allowFile: this.options.allowFileRepos,
+        signal: context.signal,
+        onLog: context.log,
+      });
+    } catch (error) {
+      // A commit the repository does not have will not appear on a retry: fail once, clearly.
+      if (error instanceof RefNotFoundError) {
+        throw new UnrecoverableError(`commit ${job.commit} is not in ${job.repo}: ${error.message}`);
+      }
+      throw error;
+    }
   }
 
   async run(job: PlatformBuildJob, context: BuildContext): Promise<BuiltImage> {

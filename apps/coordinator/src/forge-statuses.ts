@@ -1,0 +1,109 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { CoordinatorConfig } from '@farm/config';
+import { BuildRepository, ProjectRepository, type Project } from '@farm/db';
+import {
+  ForgeStatusReporter,
+  MANIFEST_STATUS_CONTEXT,
+  platformStatusContext,
+  repositoryFromCloneUrl,
+  type CommitState,
+  type ForgeTarget,
+} from '@farm/forge';
+import { COORDINATOR_CONFIG } from './tokens';
+
+type Report = { context: string; state: CommitState; description: string };
+
+/**
+ * Commit statuses back to the forge for builds of projects that have a forge token: one per
+ * platform (`buildfarm/linux-arm64`) and one for the published index (`buildfarm/manifest`).
+ *
+ * Reports of one build are sent in order (pending before success), and never block or fail the
+ * build: a forge that is down costs a log line.
+ */
+@Injectable()
+export class ForgeStatuses implements OnApplicationShutdown {
+  private readonly logger = new Logger(ForgeStatuses.name);
+  private readonly reporter = new ForgeStatusReporter();
+  private readonly queues = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly builds: BuildRepository,
+    private readonly projects: ProjectRepository,
+    @Inject(COORDINATOR_CONFIG) private readonly config: CoordinatorConfig,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.queues.values());
+  }
+
+  accepted(buildId: string): void {
+    this.enqueue(buildId, async (build) => [
+      ...build.platforms.map((p) => ({
+        context: platformStatusContext(p.platform),
+        state: 'pending' as const,
+        description: `queued for ${p.platform}`,
+      })),
+      { context: MANIFEST_STATUS_CONTEXT, state: 'pending', description: 'waiting for every platform' },
+    ]);
+  }
+
+  platformStarted(buildId: string, platform: string, agent: string, emulated: boolean): void {
+    const how = emulated ? ' (emulated)' : '';
+    this.enqueue(buildId, async () => [
+      { context: platformStatusContext(platform), state: 'pending', description: `building on ${agent}${how}` },
+    ]);
+  }
+
+  platformEnded(buildId: string, platform: string, succeeded: boolean, error?: string): void {
+    this.enqueue(buildId, async () => [
+      {
+        context: platformStatusContext(platform),
+        state: succeeded ? 'success' : 'failure',
+        description: succeeded ? `built ${platform}` : `failed: ${error ?? 'unknown error'}`,
+      },
+    ]);
+  }
+
+  buildFinished(buildId: string, published: boolean, detail: string): void {
+    this.enqueue(buildId, async () => [
+      { context: MANIFEST_STATUS_CONTEXT, state: published ? 'success' : 'failure', description: detail },
+    ]);
+  }
+
+  private enqueue(
+    buildId: string,
+    reports: (build: NonNullable<Awaited<ReturnType<BuildRepository['find']>>>) => Promise<Report[]>,
+  ): void {
+    const previous = this.queues.get(buildId) ?? Promise.resolve();
+    const next = previous
+      .then(async () => {
+        const build = await this.builds.find(buildId);
+        if (!build?.projectId) return;
+        const project = await this.projects.find(build.projectId);
+        const target = project && this.target(project);
+        if (!target) return;
+        for (const report of await reports(build)) {
+          await this.reporter.report(target, {
+            commit: build.commit,
+            ...report,
+            targetUrl: `${this.config.publicUrl}/v1/builds/${build.id}`,
+          });
+        }
+      })
+      .catch((error: Error) => this.logger.warn(`commit status for build ${buildId}: ${error.message}`))
+      .finally(() => {
+        if (this.queues.get(buildId) === next) this.queues.delete(buildId);
+      });
+    this.queues.set(buildId, next);
+  }
+
+  private target(project: Project): ForgeTarget | undefined {
+    if (!project.forge || !project.forgeToken || !project.forgeApiUrl) return undefined;
+    return {
+      forge: project.forge,
+      apiUrl: project.forgeApiUrl,
+      repository: project.forgeRepository ?? repositoryFromCloneUrl(project.repo),
+      token: project.forgeToken,
+    };
+  }
+}

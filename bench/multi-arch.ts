@@ -1,0 +1,200 @@
+/**
+ * `npm run bench`: a cold two-platform build (native + qemu-user emulated) through the farm and
+ * by hand with the same tools, alternating, then where the farm's time goes. Prints a markdown
+ * report and writes it to bench/results/latest.md. Exits non-zero only when something broke.
+ *
+ *   node dist/bench/multi-arch.js [--runs N] [--profile-runs N] [--hand-storage per-platform|shared]
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { machine } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatPlatform, platformFromMachine } from '@farm/domain';
+import { repositoryRoot } from '../scripts/lib/repository-root';
+import { pushBusyboxBase } from '../test/helpers/base-images';
+import { createTestDatabase } from '../test/helpers/database';
+import { startFarm, type AgentSpec } from '../test/helpers/farm';
+import { createGitRepo } from '../test/helpers/git-repo';
+import { startRegistry } from '../test/helpers/registry';
+import { AgentProfiler } from './lib/agent-profile';
+import { HandBuilder, tagDigest, type HandRun } from './lib/by-hand';
+import { FarmClient, type FarmRun } from './lib/farm-run';
+import { describeMachine } from './lib/machine';
+import { renderReport, verdictLine, type BenchResults } from './lib/report';
+import { ms } from './lib/stats';
+
+const PLATFORMS = ['linux/amd64', 'linux/arm64'];
+const TARGET_RATIO = 1.15;
+const REDIS_URL = 'redis://127.0.0.1:6379';
+/** Lets each side's leftovers (cleanup after a job, registry writes) finish before the next build. */
+const SETTLE_MS = 300;
+
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+const sleep = (msecs: number) => new Promise((resolve) => setTimeout(resolve, msecs));
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '8' },
+      'profile-runs': { type: 'string', default: '5' },
+      'hand-storage': { type: 'string', default: 'per-platform' },
+    },
+  });
+  const handStorage = values['hand-storage'];
+  if (handStorage !== 'per-platform' && handStorage !== 'shared') {
+    throw new Error('--hand-storage must be per-platform or shared');
+  }
+  const runs = positive(values.runs, '--runs');
+  const profileRuns = values['profile-runs'] === '0' ? 0 : positive(values['profile-runs'], '--profile-runs');
+  if (runs < 5) throw new Error('--runs must be at least 5');
+
+  const startedAt = new Date();
+  const invocation = ['node', relative(repositoryRoot(), process.argv[1]), ...process.argv.slice(2)].join(' ');
+  const npmScript = process.env.npm_lifecycle_event;
+  const command = npmScript ? `npm run ${npmScript} (${invocation})` : invocation;
+  const machineInfo = await describeMachine();
+  progress(`bench: ${command}`);
+  progress(
+    `bench: ${machineInfo.cpus} CPUs, ${machineInfo.memoryGiB} GiB, kernel ${machineInfo.kernel}, ${machineInfo.buildah}`,
+  );
+
+  const native = formatPlatform(platformFromMachine(machine()));
+  const agents: AgentSpec[] = PLATFORMS.map((platform) =>
+    platform === native
+      ? { name: `bench-${platform.replace(/\//g, '-')}` }
+      : { platform, emulated: true, name: `bench-qemu-${platform.replace(/\//g, '-')}` },
+  );
+
+  // Everything started is stopped in reverse order, whatever happens.
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanUp = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((error: Error) => progress(`bench: cleanup failed: ${error.message}`));
+    }
+  };
+  const interrupted = () => {
+    progress('bench: interrupted, cleaning up');
+    void cleanUp().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+
+  try {
+    progress('bench: starting registry, database, farm');
+    const registry = await startRegistry();
+    cleanups.push(() => registry.stop());
+    const database = await createTestDatabase();
+    cleanups.push(() => database.drop());
+    const base = await pushBusyboxBase(registry.host);
+    const repo = await createGitRepo({
+      Dockerfile: `FROM ${base}\nRUN uname -m > /arch\nCOPY hello.txt /hello.txt\n`,
+      'hello.txt': 'hello from the bench\n',
+    });
+    cleanups.push(() => repo.remove());
+    const farm = await startFarm({ databaseUrl: database.url, agents });
+    cleanups.push(() => farm.stop());
+    const client = await FarmClient.connect(farm, REDIS_URL, PLATFORMS);
+    cleanups.push(() => client.close());
+    const hand = await HandBuilder.create(PLATFORMS, handStorage);
+    cleanups.push(() => hand.remove());
+
+    let commits = 0;
+    const newCommit = () => repo.commitFiles({ 'hello.txt': `build ${++commits} at ${Date.now()}\n` });
+
+    const farmBuild = async (name: string): Promise<FarmRun> => {
+      const tag = `bench-${name}`;
+      const run = await client.build({
+        repoUrl: repo.url,
+        commit: await newCommit(),
+        platforms: PLATFORMS,
+        tags: [`${registry.host}/bench/farm:${tag}`],
+      });
+      const published = await tagDigest(registry.url, 'bench/farm', tag);
+      if (!run.build.digest || published !== run.build.digest) {
+        throw new Error(`farm build ${run.build.id}: tag ${tag} is ${published}, the build says ${run.build.digest}`);
+      }
+      progress(`bench: farm    ${name.padEnd(7)} ${ms(run.totalMs).padStart(5)} ms`);
+      await sleep(SETTLE_MS);
+      return run;
+    };
+    const handBuild = async (name: string): Promise<HandRun> => {
+      const tag = `bench-${name}`;
+      const request = { repoUrl: repo.url, commit: await newCommit(), platforms: PLATFORMS, tag };
+      const run = await hand.build({ ...request, repository: `${registry.host}/bench/hand` }, name);
+      const published = await tagDigest(registry.url, 'bench/hand', tag);
+      if (published !== run.digest) throw new Error(`by hand: tag ${tag} is ${published}, pushed ${run.digest}`);
+      progress(`bench: by hand ${name.padEnd(7)} ${ms(run.totalMs).padStart(5)} ms`);
+      await sleep(SETTLE_MS);
+      return run;
+    };
+
+    // The warm-ups pull the base image into every storage.
+    const farmWarmup = await farmBuild('warmup');
+    const handWarmup = await handBuild('warmup');
+    const farmRuns: FarmRun[] = [];
+    const handRuns: HandRun[] = [];
+    for (let i = 1; i <= runs; i++) {
+      // Alternate who goes first, so neither side always runs right after the other.
+      if (i % 2) {
+        farmRuns.push(await farmBuild(`run-${i}`));
+        handRuns.push(await handBuild(`run-${i}`));
+      } else {
+        handRuns.push(await handBuild(`run-${i}`));
+        farmRuns.push(await farmBuild(`run-${i}`));
+      }
+    }
+
+    const profile: BenchResults['profile'] = [];
+    if (profileRuns > 0) {
+      progress('bench: profiling the agent steps');
+      const profiler = await AgentProfiler.create(PLATFORMS, native, {
+        repoUrl: repo.url,
+        registryHost: registry.host,
+        repository: 'bench/profile',
+      });
+      cleanups.push(() => profiler.remove());
+      await profiler.build(await newCommit());
+      for (let i = 0; i < profileRuns; i++) {
+        profile.push(await profiler.build(await newCommit()));
+        await sleep(SETTLE_MS);
+      }
+    }
+
+    const results: BenchResults = {
+      command,
+      startedAt,
+      machine: machineInfo,
+      platforms: PLATFORMS,
+      nativePlatform: native,
+      target: TARGET_RATIO,
+      handStorage,
+      farmWarmup,
+      handWarmup,
+      farm: farmRuns,
+      hand: handRuns,
+      profile,
+    };
+    const report = renderReport(results);
+    const resultsDir = join(repositoryRoot(), 'bench', 'results');
+    await mkdir(resultsDir, { recursive: true });
+    await writeFile(join(resultsDir, 'latest.md'), report);
+    process.stdout.write(`${report}\n`);
+    progress(`bench: ${verdictLine(results)}; report written to bench/results/latest.md`);
+  } finally {
+    await cleanUp();
+  }
+}
+
+function positive(value: string | undefined, name: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number <= 0) throw new Error(`${name} must be a positive whole number`);
+  return number;
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    progress(`bench: failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  },
+);
