@@ -6,7 +6,7 @@
  *   node dist/bench/multi-arch.js [--runs N] [--profile-runs N] [--hand-storage per-platform|shared]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { machine } from 'node:os';
+import { loadavg, machine } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatPlatform, platformFromMachine } from '@farm/domain';
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   if (runs < 5) throw new Error('--runs must be at least 5');
 
   const startedAt = new Date();
+  const startLoad = loadavg()[0];
   const invocation = ['node', relative(repositoryRoot(), process.argv[1]), ...process.argv.slice(2)].join(' ');
   const npmScript = process.env.npm_lifecycle_event;
   const command = npmScript ? `npm run ${npmScript} (${invocation})` : invocation;
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
       farm: farmRuns,
       hand: handRuns,
       profile,
+      load: { start: startLoad, end: loadavg()[0] },
     };
     const report = renderReport(results);
     const resultsDir = join(repositoryRoot(), 'bench', 'results');

@@ -22,7 +22,7 @@ export interface AgentSteps {
   pushOci: number | null;
   /** RegistryClient.pushOciLayout: blobs the registry lacks, then the manifest by digest. */
   upload: number;
-  /** destroy(): `buildah rmi` of the job's tag and the work dir removed. */
+  /** destroy(): what the builder removes after the job (the work dir). */
   destroy: number;
   total: number;
 }

@@ -19,6 +19,8 @@ export interface BenchResults {
   hand: HandRun[];
   /** Per build, the steps of each platform in `platforms` order; empty when skipped. */
   profile: AgentSteps[][];
+  /** 1-minute load average when the bench started and ended: other work on the host skews timings. */
+  load: { start: number; end: number };
 }
 
 /** Where a farm build's time went, from the farm's own timestamps (plus the client's clock). */
@@ -80,6 +82,7 @@ export function renderReport(results: BenchResults): string {
     `- date: ${results.startedAt.toISOString()}`,
     `- machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, kernel ${machine.kernel}`,
     `- tools: ${machine.buildah}, node ${machine.node}`,
+    `- load average (1 min): ${results.load.start.toFixed(2)} at the start, ${results.load.end.toFixed(2)} at the end`,
     `- build: ${results.platforms.join(' + ')} (${results.nativePlatform} native` +
       `${emulated.length ? `, ${emulated.join(', ')} under qemu-user emulation` : ''}); busybox base, ` +
       'Dockerfile with one RUN (`uname -m > /arch`) and one COPY; a new commit changing the copied file for ' +

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { repositoryRoot } from '../../scripts/lib/repository-root';
 import { freePort } from './ports';
 
 /**
@@ -12,7 +13,8 @@ import { freePort } from './ports';
  * dir, and killed by PID in stop().
  */
 
-const ROOT = resolve(__dirname, '../..');
+// The checkout's root, also when this helper runs compiled from dist/ (npm run bench).
+const ROOT = repositoryRoot();
 
 export interface AgentSpec {
   platform?: string;

@@ -1,70 +1,151 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { formatPlatform } from '@farm/domain';
 import {
-  buildQueueName,
+  agentQueueNames,
   encodeAgentEvent,
   eventStreamKey,
   parsePlatformBuildJob,
-  WORKER_LOCK_DURATION_MS,
+  readAgentCommand,
+  removePresence,
+  WORKER_OPTIONS,
+  writePresence,
   type AgentEvent,
+  type AgentJob,
+  type AgentPresence,
+  type AgentState,
   type PlatformBuildResult,
 } from '@farm/queue';
 import type { Builder } from './builders/builder';
 import { LogShipper } from './log-shipper';
 
 export interface AgentOptions {
+  /** Unique in the farm; the API addresses the agent by it. */
   name: string;
+  version: string;
   queuePrefix: string;
+  /** Jobs this agent runs at once, over all its queues. */
   concurrency: number;
+  labels: string[];
+  /** `local` or the SSH builder's URL. */
+  backend: string;
   /** A connection with maxRetriesPerRequest: null (BullMQ workers block on Redis). */
   redis: Redis;
   builder: Builder;
   log: (message: string) => void;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
 }
 
+/** Re-offer a job taken while every slot was busy after this long. */
+const BUSY_RETRY_MS = 250;
+
 /**
- * Takes jobs from its platform's queue only, builds them with its builder, streams the
- * output and reports start and end to the control plane (see libs/queue agent-protocol.ts).
+ * Takes jobs only from its platform's queues (one per subset of its labels), builds them with
+ * its builder, streams the output, reports start and end, and heartbeats its presence (see
+ * libs/queue agent-protocol.ts and agent-presence.ts). Drain stops it taking new jobs while
+ * the running ones finish.
  */
 export class Agent {
-  private worker?: Worker;
-  private connection?: Redis;
   readonly platform: string;
+  private readonly workers: Worker[] = [];
+  private readonly connections: Redis[] = [];
+  private readonly running = new Map<string, AgentJob>();
+  private readonly startedAt = new Date().toISOString();
+  private state: AgentState = 'online';
+  private drainedByCommand = false;
+  private heartbeat?: NodeJS.Timeout;
+  private idle?: () => void;
 
   constructor(private readonly options: AgentOptions) {
     this.platform = formatPlatform(options.builder.platform);
   }
 
-  start(): void {
-    const { redis, queuePrefix, concurrency, name } = this.options;
-    this.connection = redis.duplicate();
-    this.worker = new Worker(buildQueueName(this.platform), (job, _token, signal) => this.process(job, signal), {
-      connection: this.connection,
-      prefix: queuePrefix,
-      concurrency,
-      name,
-      lockDuration: WORKER_LOCK_DURATION_MS,
-    });
-    this.worker.on('error', (error) => this.options.log(`worker error: ${error.message}`));
-    this.worker.on('failed', (job, error) => this.options.log(`job ${job?.id} failed: ${error.message}`));
-    this.worker.on('completed', (job) => this.options.log(`job ${job.id} done`));
+  get heartbeatTimeoutMs(): number {
+    return this.options.heartbeatTimeoutMs ?? 10_000;
   }
 
-  async stop(): Promise<void> {
-    await this.worker?.close();
-    // BullMQ leaves a connection it was handed open.
-    this.connection?.disconnect();
+  async start(): Promise<void> {
+    const { redis, queuePrefix, concurrency, name, labels } = this.options;
+    for (const queue of agentQueueNames(this.platform, labels)) {
+      const connection = redis.duplicate();
+      const worker = new Worker(queue, (job, token, signal) => this.process(job, token, signal), {
+        connection,
+        prefix: queuePrefix,
+        concurrency,
+        name,
+        ...WORKER_OPTIONS,
+      });
+      worker.on('error', (error) => this.options.log(`worker error: ${error.message}`));
+      worker.on('failed', (job, error) => {
+        if (!(error instanceof DelayedError)) this.options.log(`job ${job?.id} failed: ${error.message}`);
+      });
+      worker.on('completed', (job) => this.options.log(`job ${job.id} done`));
+      this.workers.push(worker);
+      this.connections.push(connection);
+    }
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat(), this.options.heartbeatIntervalMs ?? 2_000);
   }
 
-  async process(job: Job, signal: AbortSignal | undefined): Promise<PlatformBuildResult> {
+  /** Takes no new job; running ones go on. */
+  async drain(): Promise<void> {
+    if (this.state === 'draining') return;
+    this.state = 'draining';
+    await Promise.all(this.workers.map((worker) => worker.pause(true)));
+    this.options.log('draining: taking no new jobs');
+    await this.beat();
+  }
+
+  async undrain(): Promise<void> {
+    if (this.state === 'online') return;
+    this.state = 'online';
+    this.resumeIfFree();
+    this.options.log('taking jobs again');
+    await this.beat();
+  }
+
+  /**
+   * Drains, lets running jobs finish within `graceMs`, then stops: jobs still running after it
+   * are abandoned to BullMQ, which hands them to another agent once their lock lapses.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    await this.drain();
+    if (this.running.size > 0) {
+      this.options.log(`waiting up to ${Math.round(graceMs / 1000)} s for ${this.running.size} running job(s)`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    clearInterval(this.heartbeat);
+    await Promise.all(this.workers.map((worker) => worker.close(this.running.size > 0)));
+    // BullMQ leaves connections it was handed open.
+    this.connections.forEach((connection) => connection.disconnect());
+    await removePresence(this.options.redis, this.options.queuePrefix, this.options.name).catch(() => undefined);
+  }
+
+  async process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<PlatformBuildResult> {
+    // Several queues feed one agent: a job taken while every slot is busy goes back, untouched.
+    if (this.running.size >= this.options.concurrency || this.state === 'draining') {
+      await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+      throw new DelayedError();
+    }
     const data = parsePlatformBuildJob(job.data);
     if (data.platform !== this.platform) {
       throw new UnrecoverableError(`agent for ${this.platform} received a job for ${data.platform}`);
     }
+    const missing = (data.requires ?? []).filter((label) => !this.options.labels.includes(label));
+    if (missing.length > 0) throw new UnrecoverableError(`agent lacks the required labels ${missing.join(', ')}`);
+
     const { builder, name } = this.options;
-    const attempt = job.attemptsMade + 1;
+    // Attempts that failed plus attempts lost with their agent (stalled), plus this one.
+    const attempt = job.attemptsMade + job.stalledCounter + 1;
     const startedAt = new Date().toISOString();
+    this.track(job, { buildId: data.buildId, platform: data.platform, jobId: String(job.id), startedAt });
     const logs = new LogShipper(this.options.redis, this.options.queuePrefix, data.buildId, data.platform);
     const context = { signal: signal ?? new AbortController().signal, log: logs.write };
     const event = { buildId: data.buildId, platform: data.platform, agent: name, emulated: builder.emulated, attempt };
@@ -94,7 +175,7 @@ export class Agent {
       return result;
     } catch (error) {
       const message = (error as Error).message;
-      const final = error instanceof UnrecoverableError || attempt >= (job.opts.attempts ?? 1);
+      const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       logs.write(`[farm] ${final ? 'failed' : 'attempt failed, will retry'}: ${message}`);
       await logs.flush();
       await this.emit({
@@ -108,7 +189,70 @@ export class Agent {
       throw error;
     } finally {
       await builder.destroy(data).catch((error: Error) => this.options.log(`cleanup failed: ${error.message}`));
+      this.untrack(job);
     }
+  }
+
+  private track(job: Job, current: AgentJob): void {
+    this.running.set(String(job.id), current);
+    if (this.running.size >= this.options.concurrency) {
+      // Full: stop fetching until a slot frees (a job fetched meanwhile is re-offered above).
+      for (const worker of this.workers) void worker.pause(true);
+    }
+    void this.beat();
+  }
+
+  private untrack(job: Job): void {
+    this.running.delete(String(job.id));
+    if (this.running.size === 0) this.idle?.();
+    this.resumeIfFree();
+    void this.beat();
+  }
+
+  private resumeIfFree(): void {
+    if (this.state === 'online' && this.running.size < this.options.concurrency) {
+      for (const worker of this.workers) if (worker.isPaused()) worker.resume();
+    }
+  }
+
+  /** Presence and commands: writes this agent's state, applies drain / undrain requests. */
+  private async beat(): Promise<void> {
+    const { redis, queuePrefix, name } = this.options;
+    try {
+      const command = await readAgentCommand(redis, queuePrefix, name);
+      if (command === 'drain' && this.state === 'online') {
+        this.drainedByCommand = true;
+        await this.drain();
+        return;
+      }
+      if (command === 'active' && this.state === 'draining' && this.drainedByCommand) {
+        this.drainedByCommand = false;
+        await this.undrain();
+        return;
+      }
+      await writePresence(redis, queuePrefix, this.presence());
+    } catch (error) {
+      this.options.log(`heartbeat: ${(error as Error).message}`);
+    }
+  }
+
+  private presence(): AgentPresence {
+    const { name, version, builder, labels, backend, concurrency } = this.options;
+    return {
+      id: name,
+      name,
+      version,
+      platforms: [this.platform],
+      emulated: builder.emulated,
+      labels,
+      backend,
+      concurrency,
+      state: this.state,
+      currentJobs: [...this.running.values()],
+      startedAt: this.startedAt,
+      lastSeenAt: new Date().toISOString(),
+      heartbeatTimeoutMs: this.heartbeatTimeoutMs,
+    };
   }
 
   private async emit(event: AgentEvent): Promise<void> {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { LABEL_PATTERN, MAX_AGENT_LABELS } from '@farm/queue';
 
 /** `start:agent -- [--platform P] [--emulated] [--name N] [--labels a,b] [--ssh URL]` */
 export interface AgentArgs {
@@ -28,14 +29,18 @@ export function parseAgentArgs(argv: string[]): AgentArgs {
   if (values.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.name)) {
     throw new Error('--name may contain letters, digits, ".", "_" and "-" (at most 64)');
   }
+  const labels = (values.labels ?? '')
+    .split(',')
+    .map((label) => label.trim())
+    .filter(Boolean);
+  const badLabel = labels.find((label) => !LABEL_PATTERN.test(label));
+  if (badLabel) throw new Error(`--labels: "${badLabel}" is not a label (lowercase letters, digits and "-")`);
+  if (new Set(labels).size > MAX_AGENT_LABELS) throw new Error(`--labels: at most ${MAX_AGENT_LABELS} labels`);
   return {
     platform: values.platform,
     emulated: values.emulated ?? false,
     name: values.name,
-    labels: (values.labels ?? '')
-      .split(',')
-      .map((label) => label.trim())
-      .filter(Boolean),
+    labels: [...new Set(labels)].sort(),
     ssh: values.ssh,
   };
 }

@@ -9,6 +9,7 @@ import { Agent } from './agent';
 import { LocalBuildahBuilder } from './builders/local-buildah.builder';
 import { AGENT_USAGE, parseAgentArgs } from './cli-args';
 import { probePlatform } from './platform-probe';
+import { farmVersion } from './version';
 
 const log = (message: string) => console.log(`[agent] ${message}`);
 
@@ -52,26 +53,34 @@ async function main(): Promise<void> {
   redis.on('error', (error) => log(`redis: ${error.message}`));
   const agent = new Agent({
     name: agentName,
+    version: farmVersion(),
     queuePrefix: config.queuePrefix,
     concurrency: config.concurrency,
+    labels: args.labels,
+    backend: 'local',
     redis,
     builder,
     log,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
   });
+  // SIGTERM drains: no new job, running ones finish within the grace period, then exit.
+  // A second signal exits at once; BullMQ hands the abandoned jobs to another agent.
+  let stopping = false;
   const shutdown = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
     log(`${signal}: finishing the current job, then exiting`);
     agent
-      .stop()
+      .shutdown(config.drainGraceMs)
       .then(() => redis.quit())
       .then(() => process.exit(0))
       .catch(() => process.exit(1));
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  agent.start();
-  log(
-    `${agentName} serving ${name}${emulated ? ' (emulated with qemu-user)' : ''}${args.labels.length ? ` labels ${args.labels.join(',')}` : ''}`,
-  );
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await agent.start();
+  const labels = args.labels.length ? ` labels ${args.labels.join(',')}` : '';
+  log(`${agentName} serving ${name}${emulated ? ' (emulated with qemu-user)' : ''}${labels}`);
 }
 
 main().catch((error: unknown) => {

@@ -11,6 +11,8 @@ import { createValidationPipe } from './common/validation';
 import { BuildsController } from './builds/builds.controller';
 import { BuildsService } from './builds/builds.service';
 import { BuildSubmitter } from './builds/build-submitter';
+import { AgentsController } from './agents/agents.controller';
+import { AgentsService } from './agents/agents.service';
 import { HealthController } from './health/health.controller';
 import { HooksController } from './hooks/hooks.controller';
 import { HooksService } from './hooks/hooks.service';
@@ -37,7 +39,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [DbModule.forRoot(config.databaseUrl)],
-      controllers: [BuildsController, ProjectsController, HooksController, HealthController],
+      controllers: [BuildsController, ProjectsController, HooksController, AgentsController, HealthController],
       providers: [
         { provide: API_CONFIG, useValue: config },
         // Requests fail fast with 503 while Redis is away instead of queueing commands forever.
@@ -52,6 +54,7 @@ export class AppModule {
         BuildSubmitter,
         ProjectsService,
         HooksService,
+        AgentsService,
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: ErrorFilter },
         {

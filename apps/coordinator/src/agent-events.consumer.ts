@@ -116,6 +116,7 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
       });
       return;
     }
+    await this.builds.noteAttempt(event.buildId, event.platform, event.attempt);
     // Attempts BullMQ will retry are not an end; the platform stays running.
     if (!event.final) return;
     // Recorded right away so the API shows each platform's end while the others still build;

@@ -9,6 +9,7 @@ import { ForgeStatuses } from './forge-statuses';
 import { PlatformOutcomes } from './platform-outcomes';
 import { Publisher } from './publisher';
 import { PublishWorker } from './publish.worker';
+import { SchedulingSweep } from './scheduling.sweep';
 import { COORDINATOR_CONFIG, REDIS, REGISTRY } from './tokens';
 
 class RedisLifecycle implements OnApplicationShutdown {
@@ -39,6 +40,7 @@ export class CoordinatorModule {
         Publisher,
         PublishWorker,
         AgentEventsConsumer,
+        SchedulingSweep,
       ],
     };
   }

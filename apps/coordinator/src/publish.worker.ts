@@ -9,7 +9,7 @@ import {
   parsePlatformBuildResult,
   parsePublishJob,
   PUBLISH_QUEUE,
-  WORKER_LOCK_DURATION_MS,
+  WORKER_OPTIONS,
   type PlatformBuildResult,
 } from '@farm/queue';
 import { ForgeStatuses } from './forge-statuses';
@@ -49,7 +49,7 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
       connection: this.connection,
       prefix: this.config.queuePrefix,
       concurrency: 8,
-      lockDuration: WORKER_LOCK_DURATION_MS,
+      ...WORKER_OPTIONS,
     });
     this.worker.on('error', (error) => this.logger.error(`publish worker: ${error.message}`));
     this.worker.on('failed', (job, error) => {
@@ -91,7 +91,11 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
 
     const failed = build.platforms.filter((p) => !results.has(p.platform));
     if (failed.length > 0) {
-      const error = failed.map((p) => `${p.platform}: ${failures.get(p.platform) ?? 'no result'}`).join('; ');
+      // The recorded error is the first one known (an agent's, or the scheduler's).
+      const recorded = await this.builds.find(buildId);
+      const errorOf = (platform: string) =>
+        recorded?.platforms.find((p) => p.platform === platform)?.error ?? failures.get(platform) ?? 'no result';
+      const error = failed.map((p) => `${p.platform}: ${errorOf(p.platform)}`).join('; ');
       await this.builds.finish(buildId, { status: 'failed', error });
       this.statuses.buildFinished(buildId, false, `not published: ${error}`);
       return { status: 'failed' };
@@ -116,7 +120,9 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Reads the children's return values and ignored failures, keyed by platform. */
   private async childOutcomes(job: Job, build: BuildWithPlatforms): Promise<ChildOutcomes> {
-    const platformByQueue = new Map(build.platforms.map((p) => [buildQueueName(p.platform), p.platform]));
+    const platformByQueue = new Map(
+      build.platforms.map((p) => [buildQueueName(p.platform, build.requires), p.platform]),
+    );
     const platformOf = (jobKey: string) => platformByQueue.get(jobKey.split(':')[1] ?? '');
     const results = new Map<string, PlatformBuildResult>();
     const failures = new Map<string, string>();

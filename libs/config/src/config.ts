@@ -40,6 +40,10 @@ export interface AgentConfig extends QueueConfig, RegistryConfig {
   /** Where the agent keeps work dirs and its buildah storage. */
   stateDir: string;
   concurrency: number;
+  /** On SIGTERM: how long running jobs may take to finish before the agent exits anyway. */
+  drainGraceMs: number;
+  /** Silent this long, an agent counts as offline. */
+  heartbeatTimeoutMs: number;
   logLevel: string;
 }
 
@@ -130,6 +134,8 @@ export function loadAgentConfig(env: Env = process.env): AgentConfig {
     allowFileRepos: read.boolean('FARM_ALLOW_FILE_REPOS', false),
     stateDir: read.string('FARM_STATE_DIR', '/var/lib/buildfarm'),
     concurrency: read.integer('FARM_AGENT_CONCURRENCY', 1, 1, 64),
+    drainGraceMs: read.integer('FARM_DRAIN_GRACE_SECONDS', 600, 0, 86_400) * 1000,
+    heartbeatTimeoutMs: read.integer('FARM_HEARTBEAT_TIMEOUT_SECONDS', 10, 3, 3600) * 1000,
     logLevel: logLevel(read),
   };
   read.done();

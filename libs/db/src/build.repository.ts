@@ -1,8 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { Prisma, type Build, type PlatformBuild, type BuildStatus } from './generated/client';
+import { Prisma, type Build, type PlatformBuild, type BuildStatus, type PlatformStatus } from './generated/client';
 import { PrismaService } from './prisma.service';
 
-export type { Build, PlatformBuild, BuildStatus };
+export type { Build, PlatformBuild, BuildStatus, PlatformStatus };
+
+/** A platform no agent has taken yet, with what scheduling it needs from its build. */
+export type PendingPlatform = PlatformBuild & {
+  build: Pick<Build, 'requires' | 'scheduleTimeout' | 'createdAt'>;
+};
 export type BuildWithPlatforms = Build & { platforms: PlatformBuild[] };
 
 export interface NewBuild {
@@ -19,6 +24,8 @@ export interface NewBuild {
   platforms: string[];
   idempotencyKey?: string;
   projectId?: string;
+  requires?: string[];
+  scheduleTimeout?: number | null;
 }
 
 /** The client or an interactive transaction's client: repositories work with both. */
@@ -48,6 +55,7 @@ export interface PlatformOutcome {
 
 const withPlatforms = { platforms: { orderBy: { position: 'asc' } } } satisfies Prisma.BuildInclude;
 const ENDED: BuildStatus[] = ['succeeded', 'failed', 'canceled'];
+const WAITING: PlatformStatus[] = ['queued', 'unschedulable'];
 
 /** Builds and their platforms. State changes are guarded in SQL so replays and races are harmless. */
 @Injectable()
@@ -102,7 +110,7 @@ export class BuildRepository {
   ): Promise<void> {
     await this.prisma.$transaction([
       this.prisma.platformBuild.updateMany({
-        where: { buildId, platform, status: { in: ['queued', 'running'] } },
+        where: { buildId, platform, status: { in: [...WAITING, 'running'] } },
         data: {
           status: 'running',
           agent: started.agent,
@@ -110,6 +118,7 @@ export class BuildRepository {
           attempts: started.attempt,
           startedAt: started.at,
           error: null,
+          statusReason: null,
         },
       }),
       this.prisma.build.updateMany({
@@ -136,6 +145,33 @@ export class BuildRepository {
         startedAt: outcome.startedAt,
         finishedAt: outcome.finishedAt,
       },
+    });
+  }
+
+  /** Platforms waiting for an agent, oldest build first. */
+  async pendingPlatforms(): Promise<PendingPlatform[]> {
+    return this.prisma.platformBuild.findMany({
+      where: { status: { in: WAITING } },
+      include: { build: { select: { requires: true, scheduleTimeout: true, createdAt: true } } },
+      orderBy: { build: { createdAt: 'asc' } },
+    });
+  }
+
+  /** queued <-> unschedulable, with the reason; never touches a platform an agent has taken. */
+  async setScheduling(buildId: string, platform: string, unschedulableReason: string | null): Promise<void> {
+    await this.prisma.platformBuild.updateMany({
+      where: { buildId, platform, status: { in: WAITING } },
+      data: unschedulableReason
+        ? { status: 'unschedulable', statusReason: unschedulableReason }
+        : { status: 'queued', statusReason: null },
+    });
+  }
+
+  /** Attempts only grow: events and the publish job may report them in any order. */
+  async noteAttempt(buildId: string, platform: string, attempt: number): Promise<void> {
+    await this.prisma.platformBuild.updateMany({
+      where: { buildId, platform, attempts: { lt: attempt } },
+      data: { attempts: attempt },
     });
   }
 

@@ -24,7 +24,7 @@ export function buildFlow(build: BuildForFlow): FlowJob {
       const data: PlatformBuildJob = { ...common, platform };
       return {
         name: PLATFORM_BUILD_JOB,
-        queueName: buildQueueName(platform),
+        queueName: buildQueueName(platform, build.requires),
         data,
         opts: { ...PLATFORM_BUILD_JOB_OPTIONS, jobId: platformJobId(build.buildId, platform) },
       };

@@ -5,3 +5,4 @@ export * from './flow';
 export * from './agent-protocol';
 export * from './connection';
 export * from './logs';
+export * from './agent-presence';

@@ -28,5 +28,15 @@ export const PUBLISH_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 14 * DAY, count: 10_000 },
 };
 
-/** How long a worker's lock on a job lasts before BullMQ considers the job stalled. */
-export const WORKER_LOCK_DURATION_MS = 30_000;
+/**
+ * Workers of every queue. A build runs in a child process, so the event loop stays free to
+ * renew locks (every lockDuration / 2): a lock that lapses means the agent is gone. Its job is
+ * then stalled and moved back to the queue by the next stalled check of another worker, so a
+ * lost agent's build restarts elsewhere within lockDuration + stalledInterval (about 15 s;
+ * BullMQ's defaults take up to a minute). Two host deaths on one job are survived.
+ */
+export const WORKER_OPTIONS = {
+  lockDuration: 10_000,
+  stalledInterval: 5_000,
+  maxStalledCount: 2,
+} as const;

@@ -12,9 +12,27 @@ export const PUBLISH_QUEUE = 'publish';
 export const PUBLISH_JOB = 'publish';
 export const PLATFORM_BUILD_JOB = 'build';
 
-/** `build.linux.arm64` and so on: one queue per platform, consumed only by agents that run it. */
-export function buildQueueName(platform: Platform | string): string {
-  return platformQueueName(platform);
+/** Agent labels: what a build may require of the agent that builds it (e.g. "large"). */
+export const LABEL_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** An agent consumes one queue per subset of its labels, so their number stays small. */
+export const MAX_AGENT_LABELS = 5;
+
+/**
+ * `build.linux.arm64` and so on: one queue per platform, consumed only by agents that run it.
+ * A build that requires labels goes to `build.linux.arm64+large+ssd` (labels sorted), which
+ * only agents carrying all of them consume: routing stays strict without any job inspection.
+ */
+export function buildQueueName(platform: Platform | string, requires: readonly string[] = []): string {
+  const labels = [...new Set(requires)].sort();
+  return [platformQueueName(platform), ...labels].join('+');
+}
+
+/** Every queue an agent of `platform` with `labels` consumes: one per subset of its labels. */
+export function agentQueueNames(platform: Platform | string, labels: readonly string[]): string[] {
+  const unique = [...new Set(labels)].sort();
+  const subsets: string[][] = [[]];
+  for (const label of unique) subsets.push(...subsets.map((subset) => [...subset, label]));
+  return subsets.map((subset) => buildQueueName(platform, subset));
 }
 
 /**
@@ -38,4 +56,14 @@ export function logStreamKey(prefix: string, buildId: string, platform: string):
 /** Redis stream of agent -> control plane events (see agent-protocol.ts). */
 export function eventStreamKey(prefix: string): string {
   return `${prefix}:events`;
+}
+
+/** Hash of agent id -> AgentPresence JSON, written by each agent on every heartbeat. */
+export function agentsKey(prefix: string): string {
+  return `${prefix}:agents`;
+}
+
+/** Hash of agent id -> "drain" | "active": what operators asked each agent to be. */
+export function agentCommandsKey(prefix: string): string {
+  return `${prefix}:agents:commands`;
 }

@@ -27,6 +27,8 @@ export interface PlatformBuildJob {
   target?: string;
   buildArgs: Record<string, string>;
   labels: Record<string, string>;
+  /** Agent labels the building agent must carry (routing guarantees it; agents check again). */
+  requires?: string[];
   pushTo: PushTarget;
 }
 
@@ -75,6 +77,14 @@ function stringMap(data: Json, key: string, what: string): Record<string, string
   return value as Record<string, string>;
 }
 
+/** A list of strings; absent in payloads of versions before labels existed. */
+function stringList(data: Json, key: string, what: string): string[] {
+  const value = data[key] ?? [];
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string'))
+    fail(what, `${key} must be a list of strings`);
+  return value as string[];
+}
+
 function platform(data: Json, what: string): string {
   try {
     return formatPlatform(parsePlatform(str(data, 'platform', what)));
@@ -99,6 +109,7 @@ export function parsePlatformBuildJob(value: unknown): PlatformBuildJob {
     target: str(data, 'target', what, true),
     buildArgs: stringMap(data, 'buildArgs', what),
     labels: stringMap(data, 'labels', what),
+    requires: stringList(data, 'requires', what),
     pushTo: { registry: str(pushTo, 'registry', what), repository: str(pushTo, 'repository', what) },
   };
 }

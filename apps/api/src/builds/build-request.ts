@@ -14,6 +14,8 @@ export interface BuildRequestInput {
   buildArgs?: Record<string, unknown>;
   labels?: Record<string, unknown>;
   target?: string;
+  requires?: string[];
+  scheduleTimeout?: number;
 }
 
 /** A build request whose fields all passed validation, in canonical form. */
@@ -28,6 +30,8 @@ export interface ValidBuildRequest {
   tags: string[];
   buildArgs: Record<string, string>;
   labels: Record<string, string>;
+  requires: string[];
+  scheduleTimeout: number | null;
   /** Where agents push each platform by digest: the first tag's repository. */
   pushTo: { registry: string; repository: string };
 }
@@ -57,6 +61,8 @@ export function validateBuildRequest(input: BuildRequestInput, opts: { allowFile
     tags: [...new Set(references.map((reference) => formatImageReference(reference)))],
     buildArgs: stringMap(input.buildArgs, 'buildArgs', BUILD_ARG_NAME),
     labels: stringMap(input.labels, 'labels', LABEL_KEY),
+    requires: [...new Set(input.requires ?? [])].sort(),
+    scheduleTimeout: input.scheduleTimeout ?? null,
     pushTo: { registry: references[0].registry, repository: references[0].repository },
   };
 }

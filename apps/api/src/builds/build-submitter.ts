@@ -44,6 +44,8 @@ export class BuildSubmitter {
         buildArgs: request.buildArgs,
         labels: request.labels,
         platforms: request.platforms,
+        requires: request.requires,
+        scheduleTimeout: request.scheduleTimeout,
         projectId: options.projectId,
       },
       options.db,
@@ -60,6 +62,7 @@ export class BuildSubmitter {
           ...(request.target ? { target: request.target } : {}),
           buildArgs: request.buildArgs,
           labels: request.labels,
+          requires: request.requires,
           pushTo: request.pushTo,
         }),
       );

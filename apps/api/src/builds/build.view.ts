@@ -13,6 +13,8 @@ export interface BuildView {
   tags: string[];
   buildArgs: unknown;
   labels: unknown;
+  requires: string[];
+  scheduleTimeout: number | null;
   digest: string | null;
   mediaType: string | null;
   platforms: PlatformView[];
@@ -25,6 +27,8 @@ export interface BuildView {
 export interface PlatformView {
   platform: string;
   status: string;
+  /** Why the platform is in this status, e.g. why it is unschedulable. */
+  statusReason: string | null;
   digest: string | null;
   mediaType: string | null;
   size: number | null;
@@ -52,11 +56,14 @@ export function toBuildView(build: BuildWithPlatforms): BuildView {
     tags: build.tags,
     buildArgs: build.buildArgs,
     labels: build.labels,
+    requires: build.requires,
+    scheduleTimeout: build.scheduleTimeout,
     digest: build.digest,
     mediaType: build.mediaType,
     platforms: build.platforms.map((p) => ({
       platform: p.platform,
       status: p.status,
+      statusReason: p.statusReason,
       digest: p.digest,
       mediaType: p.mediaType,
       size: p.size,

@@ -1,4 +1,7 @@
 import {
+  IsInt,
+  Max,
+  Min,
   ArrayMaxSize,
   ArrayMinSize,
   IsArray,
@@ -71,6 +74,24 @@ export class CreateBuildDto {
   @MinLength(1)
   @MaxLength(128)
   target?: string;
+
+  /** Labels the building agents must carry, e.g. ["large"]. */
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(5)
+  @IsString({ each: true })
+  @Matches(/^[a-z0-9][a-z0-9-]{0,31}$/, {
+    each: true,
+    message: 'requires must list labels of lowercase letters, digits and "-" (at most 32 characters)',
+  })
+  requires?: string[];
+
+  /** Seconds a platform may wait for a matching agent before the build fails; default: forever. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(86_400)
+  scheduleTimeout?: number;
 }
 
 export class ListBuildsQuery {
