@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repositoryRoot } from '../../scripts/lib/repository-root';
@@ -20,6 +20,9 @@ export interface AgentSpec {
   platform?: string;
   emulated?: boolean;
   name?: string;
+  labels?: string[];
+  /** Extra environment, e.g. a REDIS_URL with an ACL user. */
+  env?: Record<string, string>;
 }
 
 export interface TestFarm {
@@ -28,6 +31,10 @@ export interface TestFarm {
   queuePrefix: string;
   /** Output of every process, for diagnosing a failing test. */
   output(): string;
+  /** Starts one more agent (same state dir and queue prefix); resolves once it serves. */
+  startAgent(spec: AgentSpec): Promise<ChildProcess>;
+  /** The process of the agent started with this name. */
+  agent(name: string): ChildProcess;
   /** Calls the REST API with the admin token unless `token` is given (null: no header). */
   request(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
@@ -82,22 +89,32 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
           }),
       ),
     );
-    await rm(stateDir, { recursive: true, force: true });
+    await removeStateDir(stateDir);
   };
 
   try {
     const database = { DATABASE_URL: options.databaseUrl };
     launch('api', entry('api'), [], { ...common, ...database, PORT: String(port), FARM_ADMIN_TOKEN: adminToken });
     launch('coordinator', entry('coordinator'), [], { ...common, ...database });
-    options.agents.forEach((agent, i) => {
+    const agents = new Map<string, ChildProcess>();
+    const launchAgent = (agent: AgentSpec) => {
+      const name = agent.name ?? `test-agent-${agents.size}`;
       const args = [
         ...(agent.platform ? ['--platform', agent.platform] : []),
         ...(agent.emulated ? ['--emulated'] : []),
+        ...(agent.labels?.length ? ['--labels', agent.labels.join(',')] : []),
         '--name',
-        agent.name ?? `test-agent-${i}`,
+        name,
       ];
-      launch(`agent-${i}`, entry('agent'), args, { ...common, FARM_STATE_DIR: stateDir });
-    });
+      const child = launch(`agent ${name}`, entry('agent'), args, {
+        ...common,
+        FARM_STATE_DIR: stateDir,
+        ...agent.env,
+      });
+      agents.set(name, child);
+      return { name, child };
+    };
+    options.agents.forEach(launchAgent);
     const apiUrl = `http://127.0.0.1:${port}`;
     await waitFor(
       async () => (await fetch(`${apiUrl}/readyz`)).ok,
@@ -118,7 +135,21 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
       if ((response.headers.get('content-type') ?? '').includes('json')) parsed = JSON.parse(text);
       return { status: response.status, body: parsed };
     };
-    return { apiUrl, adminToken, queuePrefix, output: () => output, request, stop };
+    const startAgent = async (spec: AgentSpec) => {
+      const { name, child } = launchAgent(spec);
+      await waitFor(
+        async () => output.includes(`${name} serving`),
+        20_000,
+        () => output,
+      );
+      return child;
+    };
+    const agent = (name: string) => {
+      const child = agents.get(name);
+      if (!child) throw new Error(`no agent named ${name}`);
+      return child;
+    };
+    return { apiUrl, adminToken, queuePrefix, output: () => output, request, startAgent, agent, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -141,4 +172,20 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms\n${context()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Removes an agents' state dir. An agent killed mid-build leaves its buildah process and
+ * overlay mounts behind (as on a real host); unmount them first so the directory can go.
+ */
+async function removeStateDir(stateDir: string): Promise<void> {
+  const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+    .split('\n')
+    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((mountPoint): mountPoint is string => !!mountPoint && mountPoint.startsWith(`${stateDir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const mountPoint of mounts) {
+    await new Promise((resolve) => execFile('umount', ['-l', mountPoint], resolve));
+  }
+  await rm(stateDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 }

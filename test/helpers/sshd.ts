@@ -62,7 +62,12 @@ export interface TestSshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(): Promise<TestSshd> {
+export interface StartSshdOptions {
+  /** `auto` (default): a network namespace when possible, else loopback. */
+  isolation?: 'auto' | 'loopback';
+}
+
+export async function startSshd(options: StartSshdOptions = {}): Promise<TestSshd> {
   const dir = await mkdtemp(join(tmpdir(), 'farm-sshd-'));
   const cleanups: (() => Promise<unknown>)[] = [async () => rm(dir, { recursive: true, force: true })];
   const cleanup = async (): Promise<void> => {
@@ -76,12 +81,19 @@ export async function startSshd(): Promise<TestSshd> {
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'farm-test-client', '-f', join(dir, 'client_key')]);
     await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client_key.pub')), { mode: 0o600 });
     const hostPublicKey = (await readFile(join(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);
-    const { stdout: fingerprintLine } = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'host_key.pub')]);
+    const { stdout: fingerprintLine } = await run('ssh-keygen', [
+      '-l',
+      '-E',
+      'sha256',
+      '-f',
+      join(dir, 'host_key.pub'),
+    ]);
     const hostKeyFingerprint = fingerprintLine.split(/\s+/)[1] as string;
 
     let network: Namespace | undefined;
     let isolationProblem: string | undefined;
     try {
+      if (options.isolation === 'loopback') throw new Error('loopback was asked for');
       network = await createNamespace();
       const ns = network;
       cleanups.push(() => ns.remove());

@@ -29,7 +29,22 @@ describe('shellCommand', () => {
 
   // The point of quoting: a real shell must hand the program exactly the arguments given.
   test.each(['sh', 'bash'])('%s parses it back into the same arguments', async (shell) => {
-    const args = ["it's", '', ' spaced  out ', '$PATH', '`id`', '$(id)', '"\'"', '\\', '*', '~', 'a\nb', '-n', '#x', ';&|<>'];
+    const args = [
+      "it's",
+      '',
+      ' spaced  out ',
+      '$PATH',
+      '`id`',
+      '$(id)',
+      '"\'"',
+      '\\',
+      '*',
+      '~',
+      'a\nb',
+      '-n',
+      '#x',
+      ';&|<>',
+    ];
     const line = shellCommand(['printf', '%s\\0', ...args]);
     const { stdout } = await run(shell, ['-c', line]);
     expect(stdout.split('\0').slice(0, -1)).toEqual(args);
