@@ -30,3 +30,10 @@ export function median(samples: number[]): number {
 export function ms(value: number): string {
   return Math.round(value).toString();
 }
+
+/** Nearest-rank percentile (`p` from 0 to 100) of the samples. */
+export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) throw new Error('no samples');
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
+}

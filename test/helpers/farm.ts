@@ -23,6 +23,8 @@ export interface AgentSpec {
   labels?: string[];
   /** Extra environment, e.g. a REDIS_URL with an ACL user. */
   env?: Record<string, string>;
+  /** Extra command-line arguments, e.g. the --ssh flags. */
+  args?: string[];
 }
 
 export interface TestFarm {
@@ -105,6 +107,7 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
         ...(agent.labels?.length ? ['--labels', agent.labels.join(',')] : []),
         '--name',
         name,
+        ...(agent.args ?? []),
       ];
       const child = launch(`agent ${name}`, entry('agent'), args, {
         ...common,

@@ -8,10 +8,14 @@ export interface AgentArgs {
   name?: string;
   labels: string[];
   ssh?: string;
+  sshKey?: string;
+  sshKnownHosts?: string;
+  sshHostKey?: string;
 }
 
 export const AGENT_USAGE =
-  'usage: agent [--platform os/arch[/variant]] [--emulated] [--name NAME] [--labels a,b] [--ssh ssh://user@host:port]';
+  'usage: agent [--platform os/arch[/variant]] [--emulated] [--name NAME] [--labels a,b]\n' +
+  '             [--ssh ssh://user@host:port --ssh-key FILE (--ssh-known-hosts FILE | --ssh-host-key SHA256:...)]';
 
 export function parseAgentArgs(argv: string[]): AgentArgs {
   const { values } = parseArgs({
@@ -24,6 +28,9 @@ export function parseAgentArgs(argv: string[]): AgentArgs {
       name: { type: 'string' },
       labels: { type: 'string' },
       ssh: { type: 'string' },
+      'ssh-key': { type: 'string' },
+      'ssh-known-hosts': { type: 'string' },
+      'ssh-host-key': { type: 'string' },
     },
   });
   if (values.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.name)) {
@@ -42,5 +49,8 @@ export function parseAgentArgs(argv: string[]): AgentArgs {
     name: values.name,
     labels: [...new Set(labels)].sort(),
     ssh: values.ssh,
+    sshKey: values['ssh-key'],
+    sshKnownHosts: values['ssh-known-hosts'],
+    sshHostKey: values['ssh-host-key'],
   };
 }

@@ -1,45 +1,49 @@
-import { machine, hostname } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
+import { hostname, machine } from 'node:os';
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
-import { ConfigError, loadAgentConfig } from '@farm/config';
+import { ConfigError, loadAgentConfig, type AgentConfig } from '@farm/config';
 import { formatPlatform, parsePlatform, platformFromMachine } from '@farm/domain';
 import { RegistryClient } from '@farm/oci';
 import { createRedisConnection } from '@farm/queue';
 import { Agent } from './agent';
+import type { Builder } from './builders/builder';
 import { LocalBuildahBuilder } from './builders/local-buildah.builder';
-import { AGENT_USAGE, parseAgentArgs } from './cli-args';
+import { connectSshBuilder, parseSshUrl } from './builders/ssh';
+import { AGENT_USAGE, parseAgentArgs, type AgentArgs } from './cli-args';
 import { probePlatform } from './platform-probe';
 import { farmVersion } from './version';
 
 const log = (message: string) => console.log(`[agent] ${message}`);
 
-async function main(): Promise<void> {
-  const config = loadAgentConfig();
-  const args = parseAgentArgs(process.argv.slice(2));
-  if (args.ssh) throw new Error('SSH builders (--ssh) are not available in this version yet');
+interface Backend {
+  name: string;
+  builder: Builder;
+  /** `local` or the SSH URL. */
+  description: string;
+  close(): Promise<void>;
+}
 
+/** Emulation is a last resort: never silent, always opt-in (DESIGN.md). */
+function emulationAllowed(platform: string, args: AgentArgs, config: AgentConfig): boolean {
+  return args.emulated || config.emulatedPlatforms.some((p) => formatPlatform(parsePlatform(p)) === platform);
+}
+
+/** Builds with this host's buildah, after proving the host runs the platform. */
+async function localBackend(args: AgentArgs, config: AgentConfig, registry: RegistryClient): Promise<Backend> {
   const native = platformFromMachine(machine());
   const platform = args.platform ? parsePlatform(args.platform) : native;
-  const name = formatPlatform(platform);
-  const emulated = name !== formatPlatform(native);
-  const emulationAllowed =
-    args.emulated || config.emulatedPlatforms.some((p) => formatPlatform(parsePlatform(p)) === name);
-  if (emulated && !emulationAllowed) {
-    // DESIGN.md: emulation is a last resort, never silent, always opt-in.
+  const platformName = formatPlatform(platform);
+  const emulated = platformName !== formatPlatform(native);
+  if (emulated && !emulationAllowed(platformName, args, config)) {
     throw new Error(
-      `this host runs ${formatPlatform(native)}, not ${name}; building ${name} here needs qemu-user emulation: ` +
-        `start the agent with --emulated or list ${name} in FARM_EMULATED_PLATFORMS`,
+      `this host runs ${formatPlatform(native)}, not ${platformName}; building ${platformName} here needs ` +
+        `qemu-user emulation: start the agent with --emulated or list ${platformName} in FARM_EMULATED_PLATFORMS`,
     );
   }
   await probePlatform(platform, native);
-
-  const agentName = args.name ?? `${hostname()}-${name.replace(/\//g, '-')}`;
-  const stateDir = join(config.stateDir, 'agents', agentName);
+  const name = args.name ?? `${hostname()}-${platformName.replace(/\//g, '-')}`;
+  const stateDir = join(config.stateDir, 'agents', name);
   await mkdir(stateDir, { recursive: true });
-  const registry = new RegistryClient({
-    dockerConfig: config.registryAuth,
-    insecureRegistries: config.insecureRegistries,
-  });
   const builder = new LocalBuildahBuilder({
     platform,
     emulated,
@@ -49,17 +53,69 @@ async function main(): Promise<void> {
     insecureRegistries: config.insecureRegistries,
     registryAuth: config.registryAuth,
   });
+  return { name, builder, description: 'local', close: async () => undefined };
+}
+
+/** Drives a remote builder host over SSH: the platform is the remote host's (uname -m). */
+async function sshBackend(url: string, args: AgentArgs, config: AgentConfig, registry: RegistryClient) {
+  const keyFile = args.sshKey ?? config.ssh.keyFile;
+  if (!keyFile) throw new Error('--ssh needs a private key: --ssh-key FILE (or FARM_SSH_KEY_FILE)');
+  const knownHostsFile = args.sshKnownHosts ?? config.ssh.knownHostsFile;
+  const hostKey = args.sshHostKey ?? config.ssh.hostKey;
+  if (!knownHostsFile && !hostKey) {
+    throw new Error('--ssh needs the host key pinned: --ssh-known-hosts FILE or --ssh-host-key SHA256:...');
+  }
+  const { host } = parseSshUrl(url);
+  // Fixed before connecting: it names this agent's state on the remote host.
+  const name = args.name ?? `${hostname()}-ssh-${host.replace(/[^A-Za-z0-9.-]/g, '-')}`;
+  const stateDir = join(config.stateDir, 'agents', name);
+  await mkdir(stateDir, { recursive: true });
+  const platform = args.platform ? formatPlatform(parsePlatform(args.platform)) : undefined;
+  const builder = await connectSshBuilder(
+    {
+      url,
+      privateKey: await readFile(keyFile),
+      knownHostsLine: knownHostsFile ? await readFile(knownHostsFile, 'utf8') : undefined,
+      hostKeyFingerprint: hostKey,
+    },
+    {
+      name,
+      platform,
+      emulated: platform ? emulationAllowed(platform, args, config) : false,
+      allowFileRepos: config.allowFileRepos,
+      registry,
+      insecureRegistries: config.insecureRegistries,
+      registryAuth: config.registryAuth,
+      remoteStateDir: config.ssh.remoteStateDir,
+      localWorkDir: join(stateDir, 'ssh'),
+      log,
+    },
+  );
+  return { name, builder, description: url, close: () => builder.close() };
+}
+
+async function main(): Promise<void> {
+  const config = loadAgentConfig();
+  const args = parseAgentArgs(process.argv.slice(2));
+  const registry = new RegistryClient({
+    dockerConfig: config.registryAuth,
+    insecureRegistries: config.insecureRegistries,
+  });
+  const backend = args.ssh
+    ? await sshBackend(args.ssh, args, config, registry)
+    : await localBackend(args, config, registry);
+
   const redis = createRedisConnection(config.redisUrl);
   redis.on('error', (error) => log(`redis: ${error.message}`));
   const agent = new Agent({
-    name: agentName,
+    name: backend.name,
     version: farmVersion(),
     queuePrefix: config.queuePrefix,
     concurrency: config.concurrency,
     labels: args.labels,
-    backend: 'local',
+    backend: backend.description,
     redis,
-    builder,
+    builder: backend.builder,
     log,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
   });
@@ -72,6 +128,7 @@ async function main(): Promise<void> {
     log(`${signal}: finishing the current job, then exiting`);
     agent
       .shutdown(config.drainGraceMs)
+      .then(() => backend.close())
       .then(() => redis.quit())
       .then(() => process.exit(0))
       .catch(() => process.exit(1));
@@ -79,8 +136,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   await agent.start();
+  const platform = formatPlatform(backend.builder.platform);
+  const emulated = backend.builder.emulated ? ' (emulated with qemu-user)' : '';
   const labels = args.labels.length ? ` labels ${args.labels.join(',')}` : '';
-  log(`${agentName} serving ${name}${emulated ? ' (emulated with qemu-user)' : ''}${labels}`);
+  const via = args.ssh ? ` via ${backend.description}` : '';
+  log(`${backend.name} serving ${platform}${emulated}${labels}${via}`);
 }
 
 main().catch((error: unknown) => {

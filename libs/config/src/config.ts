@@ -44,6 +44,8 @@ export interface AgentConfig extends QueueConfig, RegistryConfig {
   drainGraceMs: number;
   /** Silent this long, an agent counts as offline. */
   heartbeatTimeoutMs: number;
+  /** SSH builder: key and host key pin (the --ssh-* flags override them), remote state dir. */
+  ssh: { keyFile?: string; knownHostsFile?: string; hostKey?: string; remoteStateDir: string };
   logLevel: string;
 }
 
@@ -136,6 +138,12 @@ export function loadAgentConfig(env: Env = process.env): AgentConfig {
     concurrency: read.integer('FARM_AGENT_CONCURRENCY', 1, 1, 64),
     drainGraceMs: read.integer('FARM_DRAIN_GRACE_SECONDS', 600, 0, 86_400) * 1000,
     heartbeatTimeoutMs: read.integer('FARM_HEARTBEAT_TIMEOUT_SECONDS', 10, 3, 3600) * 1000,
+    ssh: {
+      keyFile: read.optional('FARM_SSH_KEY_FILE'),
+      knownHostsFile: read.optional('FARM_SSH_KNOWN_HOSTS_FILE'),
+      hostKey: read.optional('FARM_SSH_HOST_KEY'),
+      remoteStateDir: read.string('FARM_SSH_STATE_DIR', '/var/lib/buildfarm-ssh'),
+    },
     logLevel: logLevel(read),
   };
   read.done();
