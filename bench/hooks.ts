@@ -8,12 +8,14 @@
  *
  *   node dist/bench/hooks.js [--deliveries N] [--concurrency N] [--replays N]
  */
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { Client } from 'pg';
+import { createRedisConnection } from '@farm/queue';
 import { repositoryRoot } from '../scripts/lib/repository-root';
 import { createTestDatabase } from '../test/helpers/database';
 import { startFarm } from '../test/helpers/farm';
@@ -30,7 +32,9 @@ const BUDGET_MS = 100_000;
 /** Enough to show the framework's floor under the hook's own work. */
 const BASELINE_REQUESTS = 200;
 const FIXTURE = 'test/fixtures/webhooks/github/push-branch-created.json';
+const REDIS_URL = 'redis://127.0.0.1:6379';
 
+const run = promisify(execFile);
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
 /** One delivery as the forge saw it. */
@@ -52,6 +56,8 @@ interface HookResults {
   command: string;
   startedAt: Date;
   machine: MachineInfo;
+  /** The commit the api was built from, and whether apps/ or libs/ differed from it. */
+  revision: string;
   load: { start: number; end: number };
   deliveries: number;
   concurrency: number;
@@ -83,7 +89,7 @@ async function main(): Promise<void> {
   const invocation = ['node', relative(repositoryRoot(), process.argv[1]), ...process.argv.slice(2)].join(' ');
   const npmScript = process.env.npm_lifecycle_event;
   const command = npmScript ? `npm run ${npmScript} (${invocation})` : invocation;
-  const machine = await describeMachine();
+  const [machine, revision] = await Promise.all([describeMachine(), describeRevision()]);
   progress(`hooks bench: ${command}`);
 
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -98,6 +104,14 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
+  // The farm's processes outlive a crashed bench: stop them first. A closed terminal is no reason
+  // to crash, the report also goes to a file.
+  process.once('uncaughtException', (error) => {
+    progress(`hooks bench: failed: ${error.stack ?? error.message}`);
+    void cleanUp().finally(() => process.exit(1));
+  });
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
 
   try {
     progress('hooks bench: starting registry, database, farm (no agents)');
@@ -110,6 +124,8 @@ async function main(): Promise<void> {
     // Quiet logs: a line per request on stdout would be measured too, and is not what a
     // production api logs either.
     const farm = await startFarm({ databaseUrl: database.url, agents: [], env: { LOG_LEVEL: 'warn' } });
+    // Every delivery leaves a queued flow in Redis; once the farm is stopped, its keys go too.
+    cleanups.push(() => deleteQueueKeys(farm.queuePrefix));
     cleanups.push(() => farm.stop());
 
     const secret = randomBytes(24).toString('hex');
@@ -124,7 +140,16 @@ async function main(): Promise<void> {
     if (created.status !== 201) throw new Error(`POST /v1/projects: ${created.status} ${JSON.stringify(created.body)}`);
     const projectId: string = created.body.id;
     const hookUrl = `${farm.apiUrl}/v1/projects/${projectId}/hooks/github`;
-    const body = await readFile(join(repositoryRoot(), FIXTURE));
+    const fixture = await readFile(join(repositoryRoot(), FIXTURE), 'utf8');
+    const fixtureCommit = (JSON.parse(fixture) as { after: string }).after;
+    /**
+     * The fixture's bytes as GitHub sends them for a push of another commit: every new delivery
+     * is a new push (the same ref at the same commit would join the build already queued). The
+     * commits exist nowhere, which the hook cannot tell: it never touches git.
+     */
+    const pushOf = (commit: string) => Buffer.from(fixture.replaceAll(fixtureCommit, commit));
+    /** The body sent under each delivery id, for its replays. */
+    const bodies = new Map<string, Buffer>();
 
     const budget = AbortSignal.timeout(BUDGET_MS);
     const send = (url: string, init: RequestInit = {}) =>
@@ -134,7 +159,7 @@ async function main(): Promise<void> {
     /** Build id by delivery id, and every build id answered so far. */
     const buildIds = new Map<string, string>();
     const answeredBuilds = new Set<string>();
-    const deliver = async (deliveryId: string): Promise<Answer> => {
+    const deliver = async (deliveryId: string, body: Buffer): Promise<Answer> => {
       // Signing is the forge's work, not the hook's: done before the clock starts.
       const headers = forgeHeaders('github', 'push', body, secret, deliveryId);
       const started = performance.now();
@@ -152,7 +177,9 @@ async function main(): Promise<void> {
     /** A new delivery: must become a new build, answered 202. */
     const fresh = async (): Promise<number> => {
       const deliveryId = randomUUID();
-      const answer = await deliver(deliveryId);
+      const body = pushOf(randomBytes(20).toString('hex'));
+      bodies.set(deliveryId, body);
+      const answer = await deliver(deliveryId, body);
       if (answer.status !== 202 || answer.replayed || !answer.buildId) {
         throw new Error(`delivery ${deliveryId}: expected 202 and a new build, got ${JSON.stringify(answer)}`);
       }
@@ -170,13 +197,14 @@ async function main(): Promise<void> {
       return ms;
     };
 
-    progress('hooks bench: baselines (GET /healthz, GET /readyz)');
-    const healthz = await sequentially(BASELINE_REQUESTS, () => get('/healthz'));
-    const readyz = await sequentially(BASELINE_REQUESTS, () => get('/readyz'));
-
     progress(`hooks bench: ${WARMUP} warm-up deliveries`);
     await sequentially(WARMUP, fresh);
     const warmupIds = new Set(buildIds.keys());
+
+    // After the warm-up, so both paths through the api are equally warm.
+    progress('hooks bench: baselines (GET /healthz, GET /readyz)');
+    const healthz = await sequentially(BASELINE_REQUESTS, () => get('/healthz'));
+    const readyz = await sequentially(BASELINE_REQUESTS, () => get('/readyz'));
 
     progress(`hooks bench: ${deliveries} sequential deliveries`);
     const sequential = await sequentially(deliveries, fresh);
@@ -191,7 +219,7 @@ async function main(): Promise<void> {
     const step = sequentialIds.length / replays;
     const replay = await sequentially(replays, async (i) => {
       const deliveryId = sequentialIds[Math.floor(i * step)];
-      const answer = await deliver(deliveryId);
+      const answer = await deliver(deliveryId, bodies.get(deliveryId) ?? Buffer.alloc(0));
       if (answer.status !== 202 || !answer.replayed || answer.buildId !== buildIds.get(deliveryId)) {
         throw new Error(
           `replay of ${deliveryId}: expected 202, replayed, build ${buildIds.get(deliveryId)}; got ${JSON.stringify(answer)}`,
@@ -210,6 +238,7 @@ async function main(): Promise<void> {
       command,
       startedAt,
       machine,
+      revision,
       load: { start: startLoad, end: loadavg()[0] },
       deliveries,
       concurrency,
@@ -255,6 +284,34 @@ async function inParallel(count: number, inFlight: number, request: () => Promis
   return { latencies, wallMs: performance.now() - started };
 }
 
+/** Deletes every Redis key under the farm's queue prefix (SCAN, so Redis is never blocked). */
+async function deleteQueueKeys(queuePrefix: string): Promise<void> {
+  const redis = createRedisConnection(REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${queuePrefix}:*`, 'COUNT', 1000);
+      if (keys.length) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    await redis.quit();
+  }
+}
+
+async function describeRevision(): Promise<string> {
+  const git = (...args: string[]) => run('git', args, { cwd: repositoryRoot() }).then(({ stdout }) => stdout.trim());
+  try {
+    const [head, changes] = await Promise.all([
+      git('rev-parse', '--short', 'HEAD'),
+      git('status', '--porcelain', '--', 'apps', 'libs'),
+    ]);
+    return changes ? `${head} with uncommitted changes in apps/ or libs/` : head;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
 async function countStored(url: string, projectId: string): Promise<HookResults['stored']> {
   const client = new Client({ connectionString: url });
   await client.connect();
@@ -296,13 +353,15 @@ function renderReport(results: HookResults): string {
     `- command: \`${results.command}\``,
     `- date: ${results.startedAt.toISOString()}`,
     `- machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, kernel ${machine.kernel}, node ${machine.node}`,
+    `- code: ${results.revision} (the compiled dist/ of the checkout)`,
     `- load average (1 min): ${results.load.start.toFixed(2)} at the start, ${results.load.end.toFixed(2)} at the end`,
     '- farm: api + coordinator as separate processes (LOG_LEVEL=warn), PostgreSQL and Redis on loopback, no',
     '  agents: every build stays queued (the coordinator marks its platforms unschedulable), which does not',
     "  change the hook's answer",
     `- delivery: \`POST /v1/projects/{id}/hooks/github\`, \`X-GitHub-Event: push\`, the real \`${FIXTURE}\``,
-    '  (branch master) signed with `X-Hub-Signature-256`, a new `X-GitHub-Delivery` each time; project with',
-    "  two platforms and tags `sha-{sha7}`, `{branch}`. Latency = fetch sent -> whole answer read",
+    '  (branch master) with its pushed commit replaced by a new random SHA for every new delivery, signed',
+    '  with `X-Hub-Signature-256`, a new `X-GitHub-Delivery` each time; project with two platforms',
+    '  (linux/amd64, linux/arm64) and tags `sha-{sha7}`, `{branch}`. Latency = fetch sent -> whole answer read',
     '  (`performance.now()`, keep-alive connections, signing done before the clock starts)',
     '',
     '## Result',
@@ -324,14 +383,6 @@ function renderReport(results: HookResults): string {
     `  with \`X-Farm-Delivery-Replayed: true\` and the original build id; PostgreSQL holds exactly`,
     `  ${results.stored.builds} builds and ${results.stored.deliveries} deliveries for the project ` +
       `(${WARMUP} warm-up + ${results.deliveries} sequential + ${results.deliveries} concurrent, no build for a replay)`,
-    '',
-    '## What a new delivery does before it answers',
-    '',
-    'Find the project (PostgreSQL), verify the HMAC, parse the payload; in one transaction: insert the',
-    'delivery (`ON CONFLICT DO NOTHING`), render the tags, insert the build and its platforms, add the',
-    'BullMQ flow (parent + one child per platform, Redis), mark the build enqueued, update the delivery;',
-    'after the commit, one `XADD` announcing the build to the coordinator. No git, no registry, no agent.',
-    'A replay stops at the conflicting insert and reads the stored answer back.',
     '',
   ].join('\n');
 }

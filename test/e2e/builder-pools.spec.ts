@@ -173,6 +173,9 @@ test('an agent killed mid-build loses nothing: another agent rebuilds it and it 
   const recoveredAfter = Date.now() - killedAt;
   const done = await waitForBuild(id);
   const doneAfter = Date.now() - killedAt;
+  // Silent for longer than its heartbeat timeout (10 s): offline, running nothing.
+  await waitFor(async () => (await agentsByName())[victim].status === 'offline', 20_000);
+  expect((await agentsByName())[victim].currentJobs).toEqual([]);
   expect(done.status).toBe('succeeded');
   expect(restarted.platforms[0].agent).not.toBe(victim);
   expect(done.platforms[0].attempts).toBe(2);

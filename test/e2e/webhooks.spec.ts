@@ -199,6 +199,13 @@ test('a Gitea tag creation publishes the semantic version tags', async () => {
   const index = await skopeoRaw(`${image}:1.0`);
   expect(await skopeoRaw(`${image}:v1.0.0`)).toEqual(index);
 
+  // Gitea also sends a `push` of refs/tags/v1.0.0 for the same new tag: it joins this build.
+  const push = JSON.parse(fixture('gitea/push.json').toString());
+  const tagPush = Buffer.from(JSON.stringify({ ...push, ref: 'refs/tags/v1.0.0', after: repo.commit }));
+  const duplicate = await deliver('gitea', 'push', tagPush);
+  expect(duplicate.status).toBe(200);
+  expect(duplicate.body).toMatchObject({ outcome: 'duplicate', buildId: answer.body.buildId });
+
   const path = `/api/v1/repos/team/app/statuses/${repo.commit}`;
   await waitFor(
     async () =>

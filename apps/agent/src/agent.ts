@@ -211,7 +211,7 @@ export class Agent {
 
   private resumeIfFree(): void {
     if (this.state === 'online' && this.running.size < this.options.concurrency) {
-      for (const worker of this.workers) if (worker.isPaused()) worker.resume();
+      for (const worker of this.workers) if (worker.isPaused()) void worker.resume();
     }
   }
 

@@ -148,6 +148,15 @@ export class BuildRepository {
     });
   }
 
+  /** A project's latest build of this ref at this commit that has not failed, if any. */
+  async findActiveProjectBuild(projectId: string, ref: string, commit: string, db: Db = this.prisma) {
+    return db.build.findFirst({
+      where: { projectId, ref, commit, status: { notIn: ['failed', 'canceled'] } },
+      orderBy: { createdAt: 'desc' },
+      select: { id: true },
+    });
+  }
+
   /** Platforms waiting for an agent, oldest build first. */
   async pendingPlatforms(): Promise<PendingPlatform[]> {
     return this.prisma.platformBuild.findMany({

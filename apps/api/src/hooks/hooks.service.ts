@@ -3,7 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ApiConfig } from '@farm/config';
 import { encodeAgentEvent, eventStreamKey } from '@farm/queue';
-import { ProjectRepository, type DeliveryAnswer, type Db, type Project } from '@farm/db';
+import { BuildRepository, ProjectRepository, type DeliveryAnswer, type Db, type Project } from '@farm/db';
 import { matchesRefFilter, renderTagTemplates, TagTemplateError } from '@farm/domain';
 import {
   deliveryInfo,
@@ -37,6 +37,7 @@ export class HooksService {
 
   constructor(
     private readonly projects: ProjectRepository,
+    private readonly builds: BuildRepository,
     private readonly submitter: BuildSubmitter,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
@@ -136,6 +137,19 @@ export class HooksService {
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       return answerWith('failed', 422, error.message);
+    }
+    // Gitea sends both `push` and `create` for a new tag, under different delivery ids: the
+    // second one joins the first build instead of starting another.
+    const existing = await this.builds.findActiveProjectBuild(project.id, intent.ref, intent.commit, db);
+    if (existing) {
+      const reason = `${intent.ref} at ${intent.commit} is already being built`;
+      return {
+        outcome: 'duplicate',
+        reason,
+        buildId: existing.id,
+        httpStatus: 200,
+        response: { outcome: 'duplicate', reason, buildId: existing.id, commit: intent.commit },
+      };
     }
     const build = await this.submitter.submit(request, intent.commit, { projectId: project.id, db });
     return {
