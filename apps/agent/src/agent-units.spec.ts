@@ -1,5 +1,5 @@
 import { parseAgentArgs } from './cli-args';
-import { loopbackRegistries } from './builders/local-buildah.builder';
+import { loopbackRegistries } from './builders/buildah-job';
 import { exitProgram } from './platform-probe';
 
 describe('parseAgentArgs', () => {

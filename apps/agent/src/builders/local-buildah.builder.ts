@@ -1,5 +1,5 @@
 import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
-import { join, relative, sep, isAbsolute } from 'node:path';
+import { join } from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { checkoutCommit, RefNotFoundError } from '@farm/git';
 import { formatPlatform, type Platform } from '@farm/domain';
@@ -7,6 +7,7 @@ import type { RegistryClient } from '@farm/oci';
 import type { PlatformBuildJob } from '@farm/queue';
 import { ProcessError, runProcess } from '../run-process';
 import type { Builder, BuildContext, BuiltImage } from './builder';
+import { budArguments, insideCheckout, registriesConf } from './buildah-job';
 
 export interface LocalBuildahOptions {
   platform: Platform;
@@ -58,27 +59,12 @@ export class LocalBuildahBuilder implements Builder {
   async run(job: PlatformBuildJob, context: BuildContext): Promise<BuiltImage> {
     const dir = this.workDir(job);
     const source = await realpath(join(dir, 'src'));
-    const contextDir = await this.insideSource(source, job.context, 'context');
-    const dockerfile = await this.insideSource(source, job.dockerfile, 'dockerfile');
+    const contextDir = await insideCheckout(source, job.context, 'context');
+    const dockerfile = await insideCheckout(source, job.dockerfile, 'dockerfile');
     const env = await this.buildahEnv(job, dockerfile);
     const platform = formatPlatform(this.platform);
-
-    // buildah commits the image straight into an OCI layout, its layers gzip-compressed as a
-    // push would compress them: no separate `buildah push` step (~100-200 ms per build), and
-    // nothing is tagged in the local storage, which keeps only the base images as cache.
     const layout = join(dir, 'oci');
-    const bud = [...this.globalArgs(), 'bud', '--isolation', 'chroot', '--platform', platform, '--format', 'oci'];
-    bud.push('--disable-compression=false', '--file', dockerfile, '--tag', `oci:${layout}:image`);
-    for (const [name, value] of Object.entries(job.buildArgs)) bud.push('--build-arg', `${name}=${value}`);
-    // Every image says which commit it was built from, unless the request labels it otherwise.
-    const labels = {
-      'org.opencontainers.image.revision': job.commit,
-      'org.opencontainers.image.source': job.repo,
-      ...job.labels,
-    };
-    for (const [name, value] of Object.entries(labels)) bud.push('--label', `${name}=${value}`);
-    if (job.target) bud.push('--target', job.target);
-    bud.push(contextDir);
+    const bud = [...this.globalArgs(), ...budArguments(job, { platform, dockerfile, contextDir, layout })];
     context.log(`building ${platform}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
     try {
       await runProcess('buildah', bud, {
@@ -116,43 +102,20 @@ export class LocalBuildahBuilder implements Builder {
     return ['--root', this.storageRoot, '--runroot', this.runRoot, '--storage-driver', 'overlay'];
   }
 
-  /** A repository path must stay inside the checkout, also through symlinks. */
-  private async insideSource(source: string, path: string, field: string): Promise<string> {
-    let resolved: string;
-    try {
-      resolved = await realpath(join(source, path));
-    } catch {
-      throw new UnrecoverableError(`${field} "${path}" does not exist at this commit`);
-    }
-    const rel = relative(source, resolved);
-    if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-      throw new UnrecoverableError(`${field} "${path}" points outside the repository`);
-    }
-    return resolved;
-  }
-
   /**
    * buildah reads registries and credentials from files, so each job gets its own
-   * registries.conf: no unqualified-search registries, and plain HTTP for the
-   * FARM_INSECURE_REGISTRIES hosts and for loopback registries the Dockerfile names (as
-   * Docker allows loopback registries over HTTP). Credentials go to a 0600 auth file.
+   * registries.conf (see registriesConf) and a 0600 auth file.
    */
   private async buildahEnv(job: PlatformBuildJob, dockerfile?: string): Promise<NodeJS.ProcessEnv> {
     const dir = this.workDir(job);
-    const loopback = dockerfile ? loopbackRegistries(await readFile(dockerfile, 'utf8')) : [];
-    const insecure = [...new Set([...this.options.insecureRegistries, ...loopback])];
-    const registries = [
-      'unqualified-search-registries = []',
-      '',
-      ...insecure.flatMap((host) => ['[[registry]]', `location = "${host}"`, 'insecure = true', '']),
-    ].join('\n');
-    const registriesConf = join(dir, 'registries.conf');
-    await writeFile(registriesConf, registries);
+    const registries = join(dir, 'registries.conf');
+    const dockerfileText = dockerfile ? await readFile(dockerfile, 'utf8') : '';
+    await writeFile(registries, registriesConf(dockerfileText, this.options.insecureRegistries));
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       TMPDIR: join(dir, 'tmp'),
-      CONTAINERS_REGISTRIES_CONF: registriesConf,
+      CONTAINERS_REGISTRIES_CONF: registries,
       BUILDAH_ISOLATION: 'chroot',
     };
     await mkdir(env.TMPDIR as string, { recursive: true });
@@ -163,10 +126,4 @@ export class LocalBuildahBuilder implements Builder {
     }
     return env;
   }
-}
-
-/** Loopback registries (`127.0.0.1:5000/`, `localhost/`, `[::1]:5000/`) a Dockerfile refers to. */
-export function loopbackRegistries(dockerfile: string): string[] {
-  const found = dockerfile.match(/(?<=^|[\s=])(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d{1,5})?(?=\/)/g) ?? [];
-  return [...new Set(found)];
 }

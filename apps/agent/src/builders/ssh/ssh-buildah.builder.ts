@@ -7,19 +7,12 @@ import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { UnrecoverableError } from 'bullmq';
 import { formatPlatform, normalizePlatform, parsePlatform, platformFromMachine, type Platform } from '@farm/domain';
-import {
-  checkoutCommit,
-  InvalidRefError,
-  InvalidRepoPathError,
-  InvalidRepoUrlError,
-  RefNotFoundError,
-  resolveInCheckout,
-} from '@farm/git';
+import { checkoutCommit, InvalidRefError, InvalidRepoUrlError, RefNotFoundError } from '@farm/git';
 import type { RegistryClient } from '@farm/oci';
 import type { PlatformBuildJob } from '@farm/queue';
 import { exitProgram } from '../../platform-probe';
 import type { Builder, BuildContext, BuiltImage } from '../builder';
-import { loopbackRegistries } from '../local-buildah.builder';
+import { budArguments, insideCheckout, registriesConf } from '../buildah-job';
 import { RemoteCommandError, SshConnection, SshConnectionError } from './connection';
 import { hostKeyPolicy, type HostKeyPolicy } from './host-key';
 import { Collector, parseLayoutListing } from './layout-listing';
@@ -252,20 +245,14 @@ export class SshBuilder implements Builder {
     const local = join(this.settings.localDir, key);
     const remote = this.remoteJobDir(session, key);
     const source = await realpath(join(local, 'src'));
-    const contextDir = await insideSource(source, job.context, 'context');
-    const dockerfile = await insideSource(source, job.dockerfile, 'dockerfile');
+    const contextDir = await insideCheckout(source, job.context, 'context');
+    const dockerfile = await insideCheckout(source, job.dockerfile, 'dockerfile');
     const remoteSource = (path: string): string =>
       posix.join(remote, 'src', relative(source, path).split(sep).join('/'));
     const platform = formatPlatform(this.platform);
 
     // The checkout on the agent is the same tree as the host's copy: read the Dockerfile here.
-    const loopback = loopbackRegistries(await readFile(dockerfile, 'utf8'));
-    const insecure = [...new Set([...this.settings.options.insecureRegistries, ...loopback])];
-    const registriesConf = [
-      'unqualified-search-registries = []',
-      '',
-      ...insecure.flatMap((host) => ['[[registry]]', `location = "${host}"`, 'insecure = true', '']),
-    ].join('\n');
+    const registries = registriesConf(await readFile(dockerfile, 'utf8'), this.settings.options.insecureRegistries);
     const env = [
       `CONTAINERS_REGISTRIES_CONF=${remote}/registries.conf`,
       `TMPDIR=${remote}/tmp`,
@@ -277,25 +264,20 @@ export class SshBuilder implements Builder {
     if (authFile) env.push(`REGISTRY_AUTH_FILE=${authFile}`);
 
     // As the local builder: commit straight into an OCI layout, nothing tagged in storage.
-    const bud = ['env', ...env, 'buildah', ...this.storageArgs(session), 'bud', '--isolation', 'chroot'];
-    bud.push('--platform', platform, '--format', 'oci', '--disable-compression=false');
-    bud.push('--file', remoteSource(dockerfile), '--tag', `oci:${remote}/oci:image`);
-    for (const [name, value] of Object.entries(job.buildArgs)) bud.push('--build-arg', `${name}=${value}`);
-    const labels = {
-      'org.opencontainers.image.revision': job.commit,
-      'org.opencontainers.image.source': job.repo,
-      ...job.labels,
-    };
-    for (const [name, value] of Object.entries(labels)) bud.push('--label', `${name}=${value}`);
-    if (job.target) bud.push('--target', job.target);
-    bud.push(remoteSource(contextDir));
+    const budArgs = budArguments(job, {
+      platform,
+      dockerfile: remoteSource(dockerfile),
+      contextDir: remoteSource(contextDir),
+      layout: `${remote}/oci`,
+    });
+    const bud = ['env', ...env, 'buildah', ...this.storageArgs(session), ...budArgs];
     context.log(`building ${platform} on ${this.settings.host}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
     const build = script(
       BUILD,
       remote,
       `${remote}/src`,
       this.pidFile(remote),
-      registriesConf,
+      registries,
       `${remote}/registries.conf`,
       authFile,
       ...bud,
@@ -625,16 +607,6 @@ function script(text: string, ...args: string[]): string {
 function jobKey(job: PlatformBuildJob, platform: Platform): string {
   if (!BUILD_ID.test(job.buildId)) throw new UnrecoverableError(`invalid build id ${JSON.stringify(job.buildId)}`);
   return `${job.buildId}-${formatPlatform(platform).replace(/\//g, '-')}`;
-}
-
-/** A repository path must stay inside the checkout, also through symlinks. */
-async function insideSource(source: string, path: string, field: string): Promise<string> {
-  try {
-    return await resolveInCheckout(source, path, field);
-  } catch (error) {
-    if (error instanceof InvalidRepoPathError) throw new UnrecoverableError(error.message);
-    throw error;
-  }
 }
 
 /** A digest read from the host's layout: only sha256, so that it makes a safe path. */
