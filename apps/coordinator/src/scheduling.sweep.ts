@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
-import { BuildRepository, PrismaService, type PendingPlatform } from '@farm/db';
+import { BuildRepository, PrismaService, type OverduePlatform, type WaitingGroup } from '@farm/db';
 import {
   agentServes,
   agentStatus,
@@ -66,39 +66,39 @@ export class SchedulingSweep implements OnApplicationBootstrap, OnApplicationShu
         if (!locked) return;
         const agents = await readPresences(this.redis, this.config.queuePrefix);
         const now = Date.now();
-        for (const pending of await this.builds.pendingPlatforms()) await this.schedule(pending, agents, now);
+        for (const group of await this.builds.waitingGroups()) await this.schedule(group, agents, now);
+        for (const overdue of await this.builds.overduePlatforms()) await this.expire(overdue, agents, now);
         await this.forgetOfflineAgents(agents, now);
       },
       { timeout: 30_000 },
     );
   }
 
-  private async schedule(pending: PendingPlatform, agents: AgentPresence[], now: number): Promise<void> {
-    const { buildId, platform } = pending;
-    const requires = pending.build.requires;
-    if (agents.some((agent) => agentServes(agent, platform, requires, now))) {
-      if (pending.status === 'unschedulable') await this.builds.setScheduling(buildId, platform, null);
+  /** A whole group of waiting platforms at once: their cost does not grow with the queue. */
+  private async schedule(group: WaitingGroup, agents: AgentPresence[], now: number): Promise<void> {
+    if (agents.some((agent) => agentServes(agent, group.platform, group.requires, now))) {
+      if (group.status === 'unschedulable') await this.builds.setGroupScheduling(group, null);
       return;
     }
-    const reason = unschedulableReason(platform, requires, agents, now);
-    const timeout = pending.build.scheduleTimeout;
-    if (timeout !== null && now - pending.build.createdAt.getTime() > timeout * 1000) {
-      await this.failUnschedulable(pending, `${reason} within the build's scheduleTimeout of ${timeout} s`);
-      return;
-    }
-    if (pending.status !== 'unschedulable' || pending.statusReason !== reason) {
-      await this.builds.setScheduling(buildId, platform, reason);
+    const reason = unschedulableReason(group.platform, group.requires, agents, now);
+    if (group.status !== 'unschedulable' || group.statusReason !== reason) {
+      await this.builds.setGroupScheduling(group, reason);
     }
   }
 
   /**
-   * Records the failure, then removes the waiting job: its parent no longer waits for it and
-   * runs once the other platforms end, finding this one failed (and publishing nothing).
+   * A platform past its build's scheduleTimeout that no agent serves fails with the reason; the
+   * waiting job is removed so its parent no longer waits for it and runs once the other
+   * platforms end, finding this one failed (and publishing nothing). One an agent serves is left
+   * to its queue: the timeout is about nothing being able to build it, not about a busy pool.
    */
-  private async failUnschedulable(pending: PendingPlatform, error: string): Promise<void> {
-    const { buildId, platform } = pending;
+  private async expire(overdue: OverduePlatform, agents: AgentPresence[], now: number): Promise<void> {
+    const { buildId, platform, requires } = overdue;
+    if (agents.some((agent) => agentServes(agent, platform, requires, now))) return;
+    const reason = unschedulableReason(platform, requires, agents, now);
+    const error = `${reason} within the build's scheduleTimeout of ${overdue.scheduleTimeout} s`;
     await this.outcomes.record(buildId, platform, { status: 'failed', error, finishedAt: new Date() });
-    const queueName = buildQueueName(platform, pending.build.requires);
+    const queueName = buildQueueName(platform, requires);
     let queue = this.queues.get(queueName);
     if (!queue) {
       queue = new Queue(queueName, { connection: this.redis, prefix: this.config.queuePrefix });

@@ -4,10 +4,22 @@ import { PrismaService } from './prisma.service';
 
 export type { Build, PlatformBuild, BuildStatus, PlatformStatus };
 
-/** A platform no agent has taken yet, with what scheduling it needs from its build. */
-export type PendingPlatform = PlatformBuild & {
-  build: Pick<Build, 'requires' | 'scheduleTimeout' | 'createdAt'>;
-};
+/** Platforms no agent has taken yet, grouped by what they need from an agent. */
+export interface WaitingGroup {
+  platform: string;
+  requires: string[];
+  status: 'queued' | 'unschedulable';
+  statusReason: string | null;
+  count: number;
+}
+
+/** A waiting platform whose build's scheduleTimeout has passed. */
+export interface OverduePlatform {
+  buildId: string;
+  platform: string;
+  requires: string[];
+  scheduleTimeout: number;
+}
 export type BuildWithPlatforms = Build & { platforms: PlatformBuild[] };
 
 export interface NewBuild {
@@ -26,6 +38,8 @@ export interface NewBuild {
   projectId?: string;
   requires?: string[];
   scheduleTimeout?: number | null;
+  /** Set at creation when the flow is added in the same transaction. */
+  enqueuedAt?: Date;
 }
 
 /** The client or an interactive transaction's client: repositories work with both. */
@@ -62,15 +76,14 @@ const WAITING: PlatformStatus[] = ['queued', 'unschedulable'];
 export class BuildRepository {
   constructor(private readonly prisma: PrismaService) {}
 
+  /** Two INSERT ... RETURNING statements, no read back: webhooks answer within milliseconds. */
   async create(build: NewBuild, db: Db = this.prisma): Promise<BuildWithPlatforms> {
     const { platforms, ...fields } = build;
-    return db.build.create({
-      data: {
-        ...fields,
-        platforms: { create: platforms.map((platform, position) => ({ platform, position })) },
-      },
-      include: withPlatforms,
+    const created = await db.build.create({ data: fields });
+    const rows = await db.platformBuild.createManyAndReturn({
+      data: platforms.map((platform, position) => ({ buildId: build.id, platform, position })),
     });
+    return { ...created, platforms: rows.sort((a, b) => a.position - b.position) };
   }
 
   async delete(id: string): Promise<void> {
@@ -157,23 +170,42 @@ export class BuildRepository {
     });
   }
 
-  /** Platforms waiting for an agent, oldest build first. */
-  async pendingPlatforms(): Promise<PendingPlatform[]> {
-    return this.prisma.platformBuild.findMany({
-      where: { status: { in: WAITING } },
-      include: { build: { select: { requires: true, scheduleTimeout: true, createdAt: true } } },
-      orderBy: { build: { createdAt: 'asc' } },
-    });
+  /**
+   * Waiting platforms grouped by (platform, required labels, status, reason): the scheduler
+   * decides per group, so its cost does not grow with the number of queued builds.
+   */
+  async waitingGroups(): Promise<WaitingGroup[]> {
+    const rows = await this.prisma.$queryRaw<(Omit<WaitingGroup, 'count'> & { count: bigint })[]>`
+      SELECT pb."platform", coalesce(b."requires", '{}') AS "requires", pb."status"::text AS "status",
+             pb."statusReason", count(*) AS "count"
+      FROM "PlatformBuild" pb JOIN "Build" b ON b."id" = pb."buildId"
+      WHERE pb."status" IN ('queued', 'unschedulable')
+      GROUP BY pb."platform", coalesce(b."requires", '{}'), pb."status", pb."statusReason"`;
+    return rows.map((row) => ({ ...row, requires: row.requires ?? [], count: Number(row.count) }));
   }
 
-  /** queued <-> unschedulable, with the reason; never touches a platform an agent has taken. */
-  async setScheduling(buildId: string, platform: string, unschedulableReason: string | null): Promise<void> {
-    await this.prisma.platformBuild.updateMany({
-      where: { buildId, platform, status: { in: WAITING } },
-      data: unschedulableReason
-        ? { status: 'unschedulable', statusReason: unschedulableReason }
-        : { status: 'queued', statusReason: null },
-    });
+  /**
+   * Moves a group between queued and unschedulable (with the reason); never touches a platform
+   * an agent has taken meanwhile.
+   */
+  async setGroupScheduling(group: WaitingGroup, unschedulableReason: string | null): Promise<void> {
+    const [status, reason] = unschedulableReason ? ['unschedulable', unschedulableReason] : ['queued', null];
+    await this.prisma.$executeRaw`
+      UPDATE "PlatformBuild" pb SET "status" = ${status}::"PlatformStatus", "statusReason" = ${reason}
+      FROM "Build" b
+      WHERE b."id" = pb."buildId" AND pb."platform" = ${group.platform}
+        AND coalesce(b."requires", '{}') = ${group.requires}::text[]
+        AND pb."status" IN ('queued', 'unschedulable')`;
+  }
+
+  /** Waiting platforms of builds whose scheduleTimeout (seconds since creation) has passed. */
+  async overduePlatforms(): Promise<OverduePlatform[]> {
+    const rows = await this.prisma.$queryRaw<OverduePlatform[]>`
+      SELECT pb."buildId"::text AS "buildId", pb."platform", b."requires", b."scheduleTimeout"
+      FROM "PlatformBuild" pb JOIN "Build" b ON b."id" = pb."buildId"
+      WHERE pb."status" IN ('queued', 'unschedulable') AND b."scheduleTimeout" IS NOT NULL
+        AND b."createdAt" + make_interval(secs => b."scheduleTimeout") < now()`;
+    return rows.map((row) => ({ ...row, requires: row.requires ?? [] }));
   }
 
   /** Attempts only grow: events and the publish job may report them in any order. */

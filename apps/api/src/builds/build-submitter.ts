@@ -47,6 +47,8 @@ export class BuildSubmitter {
         requires: request.requires,
         scheduleTimeout: request.scheduleTimeout,
         projectId: options.projectId,
+        // In a transaction the flow is added before it commits: the row is never seen unqueued.
+        enqueuedAt: options.db ? new Date() : undefined,
       },
       options.db,
     );
@@ -71,7 +73,7 @@ export class BuildSubmitter {
       if (!options.db) await this.builds.delete(id);
       throw new ApiError('unavailable', 'the build queue is unavailable; nothing was stored, try again');
     }
-    await this.builds.markEnqueued(id, options.db);
+    if (!options.db) await this.builds.markEnqueued(id);
     return build;
   }
 }
