@@ -15,6 +15,11 @@ export default tseslint.config(
     },
   },
   {
+    // The CommonJS launcher of the `farm` bin requires the compiled CLI.
+    files: ['bin/*.js'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Tests read loosely typed JSON from the API and registries.
     files: ['test/**/*.ts', '**/*.spec.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -72,9 +72,17 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
   let output = '';
   const launch = (name: string, file: string, args: string[], env: Record<string, string>) => {
     const child = spawn(process.execPath, [file, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const collect = (chunk: Buffer) => (output += chunk.toString().replace(/^/gm, `[${name}] `));
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
+    // Whole lines get the process name once, however the output is chunked.
+    const collector = () => {
+      let partial = '';
+      return (chunk: Buffer) => {
+        const lines = (partial + chunk.toString()).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) output += `[${name}] ${line}\n`;
+      };
+    };
+    child.stdout?.on('data', collector());
+    child.stderr?.on('data', collector());
     children.push(child);
     return child;
   };

@@ -2,6 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { hostname, machine } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadAgentConfig, type AgentConfig } from '@farm/config';
+import { buildIdIn, createLogger } from '@farm/logging';
 import { formatPlatform, parsePlatform, platformFromMachine } from '@farm/domain';
 import { RegistryClient } from '@farm/oci';
 import { createRedisConnection } from '@farm/queue';
@@ -13,7 +14,9 @@ import { AGENT_USAGE, parseAgentArgs, type AgentArgs } from './cli-args';
 import { probePlatform } from './platform-probe';
 import { farmVersion } from './version';
 
-const log = (message: string) => console.log(`[agent] ${message}`);
+const logger = createLogger({ name: 'agent' });
+/** The agent's one log function (also handed to its builders); job messages carry their build's id. */
+const log = (message: string) => logger.info({ buildId: buildIdIn(message) }, message);
 
 interface Backend {
   name: string;
@@ -96,6 +99,7 @@ async function sshBackend(url: string, args: AgentArgs, config: AgentConfig, reg
 
 async function main(): Promise<void> {
   const config = loadAgentConfig();
+  logger.level = config.logLevel;
   const args = parseAgentArgs(process.argv.slice(2));
   const registry = new RegistryClient({
     dockerConfig: config.registryAuth,

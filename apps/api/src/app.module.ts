@@ -14,6 +14,9 @@ import { BuildSubmitter } from './builds/build-submitter';
 import { AgentsController } from './agents/agents.controller';
 import { AgentsService } from './agents/agents.service';
 import { HealthController } from './health/health.controller';
+import { FarmMetrics } from './metrics/farm-metrics';
+import { MetricsController } from './metrics/metrics.controller';
+import { MetricsQueries } from './metrics/metrics.queries';
 import { HooksController } from './hooks/hooks.controller';
 import { HooksService } from './hooks/hooks.service';
 import { ProjectsController } from './projects/projects.controller';
@@ -39,7 +42,14 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [DbModule.forRoot(config.databaseUrl)],
-      controllers: [BuildsController, ProjectsController, HooksController, AgentsController, HealthController],
+      controllers: [
+        BuildsController,
+        ProjectsController,
+        HooksController,
+        AgentsController,
+        HealthController,
+        MetricsController,
+      ],
       providers: [
         { provide: API_CONFIG, useValue: config },
         // Requests fail fast with 503 while Redis is away instead of queueing commands forever.
@@ -55,6 +65,8 @@ export class AppModule {
         ProjectsService,
         HooksService,
         AgentsService,
+        MetricsQueries,
+        FarmMetrics,
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: ErrorFilter },
         {

@@ -3,25 +3,37 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { raw } from 'express';
 import { ConfigError, loadApiConfig } from '@farm/config';
+import { createLogger, NestLogger, requestLogging } from '@farm/logging';
 import { AppModule } from './app.module';
+import { setupDocs } from './docs/docs';
 import { HOOK_BODY_LIMIT } from './hooks/hooks.controller';
 
 /** Request bodies larger than this answer 413 (a build request is a few kB). */
 const BODY_LIMIT = '1mb';
 
+/** Requests about one build (`/v1/builds/<id>/...`) carry its id in every log line. */
+function buildInPath(path: string): { buildId?: string } {
+  const buildId = /^\/v1\/builds\/([0-9a-f-]{36})(?:\/|$)/.exec(path)?.[1];
+  return buildId ? { buildId } : {};
+}
+
 async function main(): Promise<void> {
   const config = loadApiConfig();
+  const logger = createLogger({ name: 'api', level: config.logLevel });
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
-    logger: config.logLevel === 'silent' ? false : undefined,
+    logger: new NestLogger(logger),
   });
+  // First, so everything after it logs with the request's id (and build id, see buildInPath).
+  app.use(requestLogging(logger, { contextFrom: buildInPath, quietPaths: ['/healthz', '/readyz', '/metrics'] }));
   // Webhooks get their body raw (signatures cover the exact bytes) and a larger cap; the JSON
   // parser then leaves those requests alone.
   app.use('/v1/projects/:id/hooks', raw({ type: () => true, limit: HOOK_BODY_LIMIT }));
   app.useBodyParser('json', { limit: BODY_LIMIT });
   app.enableShutdownHooks();
+  setupDocs(app);
   await app.listen(config.port, config.host);
-  console.log(`buildfarm api listening on http://${config.host}:${config.port}`);
+  logger.info(`buildfarm api listening on http://${config.host}:${config.port}`);
 }
 
 main().catch((error: unknown) => {

@@ -1,15 +1,17 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { ConfigError, loadCoordinatorConfig } from '@farm/config';
+import { createLogger, NestLogger } from '@farm/logging';
 import { CoordinatorModule } from './coordinator.module';
 
 async function main(): Promise<void> {
   const config = loadCoordinatorConfig();
+  const logger = createLogger({ name: 'coordinator', level: config.logLevel });
   const app = await NestFactory.createApplicationContext(CoordinatorModule.forRoot(config), {
-    logger: config.logLevel === 'silent' ? false : undefined,
+    logger: new NestLogger(logger),
   });
   app.enableShutdownHooks();
-  console.log('buildfarm coordinator running');
+  logger.info('buildfarm coordinator running');
 }
 
 main().catch((error: unknown) => {

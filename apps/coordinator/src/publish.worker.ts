@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
 import { BuildRepository, type BuildWithPlatforms } from '@farm/db';
 import { isTerminal } from '@farm/domain';
+import { runWithLogContext } from '@farm/logging';
 import {
   buildQueueName,
   parsePlatformBuildResult,
@@ -45,7 +46,10 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
 
   onApplicationBootstrap(): void {
     this.connection = this.redis.duplicate();
-    this.worker = new Worker(PUBLISH_QUEUE, (job) => this.process(job), {
+    // Every log line of a publish names its build.
+    const handle = (job: Job) =>
+      runWithLogContext({ buildId: String(job.data?.buildId ?? '') }, () => this.process(job));
+    this.worker = new Worker(PUBLISH_QUEUE, handle, {
       connection: this.connection,
       prefix: this.config.queuePrefix,
       concurrency: 8,

@@ -98,6 +98,15 @@ export class BuildRepository {
     return this.prisma.build.findUnique({ where: { id }, include: withPlatforms });
   }
 
+  /** The build without its platforms' archived logs (up to 1 MiB each): for frequent polling. */
+  async findWithoutLogs(id: string): Promise<BuildWithPlatforms | null> {
+    const build = await this.prisma.build.findUnique({
+      where: { id },
+      include: { platforms: { orderBy: { position: 'asc' }, omit: { log: true } } },
+    });
+    return build && { ...build, platforms: build.platforms.map((p) => ({ ...p, log: null })) };
+  }
+
   /** Newest first; keyset paging on (createdAt, id) so pages stay stable while builds arrive. */
   async list(filter: BuildFilter): Promise<BuildWithPlatforms[]> {
     const where: Prisma.BuildWhereInput = { status: filter.status, repo: filter.repo };

@@ -1,18 +1,32 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import type { Response } from 'express';
 import type { Redis } from 'ioredis';
 import type { ApiConfig } from '@farm/config';
-import { BuildRepository } from '@farm/db';
+import { BuildRepository, type BuildWithPlatforms } from '@farm/db';
 import { GitError, RefNotFoundError, resolveRef } from '@farm/git';
+import { addLogContext } from '@farm/logging';
 import { readLogText } from '@farm/queue';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, REDIS } from '../tokens';
 import { validateBuildRequest, validatePlatform } from './build-request';
 import { BuildSubmitter } from './build-submitter';
 import { toBuildView, type BuildView } from './build.view';
+import { LogFollower } from './log-follower';
 import type { CreateBuildDto, ListBuildsQuery } from './create-build.dto';
 
+/**
+ * Name of the Redis connections that follow logs (`CLIENT LIST`): one per following client,
+ * closed when the client goes away.
+ */
+export function logFollowConnectionName(queuePrefix: string): string {
+  return `${queuePrefix}:api:logs`;
+}
+
 @Injectable()
-export class BuildsService {
+export class BuildsService implements BeforeApplicationShutdown {
+  /** Clients following logs, whose streams end when the api shuts down. */
+  private readonly followers = new Set<LogFollower>();
+
   constructor(
     private readonly builds: BuildRepository,
     private readonly submitter: BuildSubmitter,
@@ -27,7 +41,10 @@ export class BuildsService {
   async create(dto: CreateBuildDto): Promise<BuildView> {
     const request = validateBuildRequest(dto, { allowFileRepos: this.config.allowFileRepos });
     const commit = request.commit ?? (await this.resolveCommit(request.repo, request.ref ?? 'HEAD'));
-    return toBuildView(await this.submitter.submit(request, commit));
+    const build = await this.submitter.submit(request, commit);
+    // The request's log lines (and its closing line) name the build they created.
+    addLogContext({ buildId: build.id });
+    return toBuildView(build);
   }
 
   async get(id: string): Promise<BuildView> {
@@ -46,12 +63,7 @@ export class BuildsService {
   /** One platform's log, or every platform's with each line tagged by its platform. */
   async logs(id: string, platform?: string): Promise<string> {
     const build = await this.findOrThrow(id);
-    let wanted = build.platforms;
-    if (platform !== undefined) {
-      const name = validatePlatform(platform, 'platform');
-      wanted = build.platforms.filter((p) => p.platform === name);
-      if (wanted.length === 0) throw new ApiError('not_found', `build ${id} has no platform ${name}`, 'platform');
-    }
+    const wanted = this.selectPlatforms(build, platform);
     const texts = await Promise.all(
       wanted.map(async (p) => p.log ?? (await readLogText(this.redis, this.config.queuePrefix, id, p.platform))),
     );
@@ -65,6 +77,64 @@ export class BuildsService {
           .join(''),
       )
       .join('');
+  }
+
+  /**
+   * Streams the log of one platform or all of them as Server-Sent Events until the build ends
+   * (see LogFollower), resuming after `lastEventId` when the client reconnects.
+   */
+  async followLogs(
+    id: string,
+    platform: string | undefined,
+    lastEventId: string | undefined,
+    response: Response,
+  ): Promise<void> {
+    const build = await this.findOrThrow(id);
+    const platforms = this.selectPlatforms(build, platform).map((p) => p.platform);
+    // Its own connection, as XREAD BLOCK holds it; not reconnected: the client resumes instead.
+    const redis = this.redis.duplicate({
+      connectionName: logFollowConnectionName(this.config.queuePrefix),
+      retryStrategy: () => null,
+    });
+    // Failures surface as rejected commands; without a listener ioredis would print each one.
+    redis.on('error', () => undefined);
+    const follower = new LogFollower({
+      redis,
+      prefix: this.config.queuePrefix,
+      build,
+      platforms,
+      lastEventId,
+      reload: () => this.builds.findWithoutLogs(id),
+      response,
+    });
+    response.on('close', () => follower.stop());
+    try {
+      await follower.prepare();
+    } catch {
+      const clientLeft = follower.stopped;
+      follower.stop();
+      if (clientLeft) return;
+      throw new ApiError('unavailable', 'the log stream is unavailable (Redis unreachable); try again');
+    }
+    this.followers.add(follower);
+    try {
+      await follower.run();
+    } finally {
+      this.followers.delete(follower);
+    }
+  }
+
+  /** Open log streams would hold the HTTP server open: they end first (the client may resume). */
+  beforeApplicationShutdown(): void {
+    this.followers.forEach((follower) => follower.stop());
+  }
+
+  private selectPlatforms(build: BuildWithPlatforms, platform: string | undefined) {
+    if (platform === undefined) return build.platforms;
+    const name = validatePlatform(platform, 'platform');
+    const wanted = build.platforms.filter((p) => p.platform === name);
+    if (wanted.length === 0) throw new ApiError('not_found', `build ${build.id} has no platform ${name}`, 'platform');
+    return wanted;
   }
 
   private async findOrThrow(id: string) {

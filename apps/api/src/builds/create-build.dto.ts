@@ -12,6 +12,7 @@ import {
   MaxLength,
   MinLength,
 } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 
 /**
  * `POST /v1/builds`. Shapes and sizes are checked here; what the fields mean (platforms, image
@@ -19,34 +20,56 @@ import {
  * BuildsService, so the rules live in one place for the API, the CLI and webhooks alike.
  */
 export class CreateBuildDto {
+  @ApiProperty({
+    description: 'Git repository URL agents clone',
+    maxLength: 2048,
+    example: 'https://git.example.com/team/app.git',
+  })
   @IsString()
   @MinLength(1)
   @MaxLength(2048)
   repo!: string;
 
+  @ApiPropertyOptional({
+    description: 'Branch, tag or ref resolved once to a commit; default: the remote HEAD',
+    example: 'main',
+  })
   @IsOptional()
   @IsString()
   @MinLength(1)
   @MaxLength(255)
   ref?: string;
 
+  @ApiPropertyOptional({
+    description: 'Full commit SHA to build (instead of resolving ref)',
+    pattern: '^[0-9a-f]{40}$',
+  })
   @IsOptional()
   @IsString()
   @Matches(/^[0-9a-f]{40}$/, { message: 'commit must be a full 40-character lowercase hex commit SHA' })
   commit?: string;
 
+  @ApiPropertyOptional({ description: 'Dockerfile path inside the context', default: 'Dockerfile' })
   @IsOptional()
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
   dockerfile?: string;
 
+  @ApiPropertyOptional({ description: 'Build context directory inside the repository', default: '.' })
   @IsOptional()
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
   context?: string;
 
+  @ApiProperty({
+    description: 'OCI platforms, each built natively by an agent of that platform',
+    type: [String],
+    minItems: 1,
+    maxItems: 16,
+    example: ['linux/amd64', 'linux/arm64'],
+  })
   @IsArray()
   @ArrayMinSize(1, { message: 'platforms must list at least one platform' })
   @ArrayMaxSize(16)
@@ -54,6 +77,13 @@ export class CreateBuildDto {
   @MaxLength(64, { each: true })
   platforms!: string[];
 
+  @ApiProperty({
+    description: 'Image references the index is published under',
+    type: [String],
+    minItems: 1,
+    maxItems: 32,
+    example: ['registry.example.com/team/app:1.2'],
+  })
   @IsArray()
   @ArrayMinSize(1, { message: 'tags must list at least one image reference to publish' })
   @ArrayMaxSize(32)
@@ -61,14 +91,21 @@ export class CreateBuildDto {
   @MaxLength(512, { each: true })
   tags!: string[];
 
+  @ApiPropertyOptional({
+    description: 'Build arguments (ARG)',
+    type: 'object',
+    additionalProperties: { type: 'string' },
+  })
   @IsOptional()
   @IsObject()
   buildArgs?: Record<string, string>;
 
+  @ApiPropertyOptional({ description: 'Image labels', type: 'object', additionalProperties: { type: 'string' } })
   @IsOptional()
   @IsObject()
   labels?: Record<string, string>;
 
+  @ApiPropertyOptional({ description: 'Target stage of a multi-stage Dockerfile', maxLength: 128 })
   @IsOptional()
   @IsString()
   @MinLength(1)
@@ -76,6 +113,12 @@ export class CreateBuildDto {
   target?: string;
 
   /** Labels the building agents must carry, e.g. ["large"]. */
+  @ApiPropertyOptional({
+    description: 'Labels the building agents must all carry',
+    type: [String],
+    maxItems: 5,
+    example: ['large'],
+  })
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(5)
@@ -87,6 +130,12 @@ export class CreateBuildDto {
   requires?: string[];
 
   /** Seconds a platform may wait for a matching agent before the build fails; default: forever. */
+  @ApiPropertyOptional({
+    description: 'Seconds a platform may wait for a matching agent before the build fails; default: forever',
+    type: 'integer',
+    minimum: 1,
+    maximum: 86_400,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
@@ -95,6 +144,7 @@ export class CreateBuildDto {
 }
 
 export class ListBuildsQuery {
+  @ApiPropertyOptional({ enum: ['queued', 'running', 'succeeded', 'failed', 'canceled'] })
   @IsOptional()
   @IsString()
   @Matches(/^(queued|running|succeeded|failed|canceled)$/, {
@@ -102,27 +152,32 @@ export class ListBuildsQuery {
   })
   status?: 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
 
+  @ApiPropertyOptional({ description: 'Only builds of this repository URL' })
   @IsOptional()
   @IsString()
   @MaxLength(2048)
   repo?: string;
 
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
   @IsOptional()
   @IsString()
   @Matches(/^[0-9a-f-]{36}$/, { message: 'cursor must be a build id' })
   cursor?: string;
 
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 100, default: 20 })
   @IsOptional()
   @Matches(/^([1-9]|[1-9][0-9]|100)$/, { message: 'limit must be an integer from 1 to 100' })
   limit?: string;
 }
 
 export class LogsQuery {
+  @ApiPropertyOptional({ description: 'Only this platform', example: 'linux/arm64' })
   @IsOptional()
   @IsString()
   @MaxLength(64)
   platform?: string;
 
+  @ApiPropertyOptional({ type: 'boolean', description: 'Stream as Server-Sent Events until the build ends' })
   @IsOptional()
   @Matches(/^(true|false|1|0)$/, { message: 'follow must be true or false' })
   follow?: string;

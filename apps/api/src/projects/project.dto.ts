@@ -1,4 +1,4 @@
-import { PartialType } from '@nestjs/mapped-types';
+import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
 import {
   ArrayMaxSize,
   ArrayMinSize,
@@ -16,23 +16,27 @@ export const FORGES = ['github', 'gitlab', 'gitea'] as const;
 
 /** `POST /v1/projects`. Meanings (URLs, platforms, templates, filters) are checked in ProjectsService. */
 export class CreateProjectDto {
+  @ApiProperty({ description: 'Unique project name', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', example: 'app' })
   @IsString()
   @Matches(/^[a-z0-9][a-z0-9._-]{0,62}$/, {
     message: 'name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit',
   })
   name!: string;
 
+  @ApiProperty({ description: 'Git repository URL agents clone', maxLength: 2048 })
   @IsString()
   @MinLength(1)
   @MaxLength(2048)
   repo!: string;
 
   /** A repository without tag: registry.example.com/team/app */
+  @ApiProperty({ description: 'Image repository without tag', example: 'registry.example.com/team/app' })
   @IsString()
   @MinLength(1)
   @MaxLength(512)
   image!: string;
 
+  @ApiProperty({ type: [String], minItems: 1, maxItems: 16, example: ['linux/amd64', 'linux/arm64'] })
   @IsArray()
   @ArrayMinSize(1, { message: 'platforms must list at least one platform' })
   @ArrayMaxSize(16)
@@ -40,6 +44,13 @@ export class CreateProjectDto {
   @MaxLength(64, { each: true })
   platforms!: string[];
 
+  @ApiProperty({
+    description: 'Tag templates rendered per push: {branch}, {tag}, {sha}, sha-{sha7}, {version}, latest, ...',
+    type: [String],
+    minItems: 1,
+    maxItems: 32,
+    example: ['{branch}', 'sha-{sha7}'],
+  })
   @IsArray()
   @ArrayMinSize(1, { message: 'tags must list at least one tag template' })
   @ArrayMaxSize(32)
@@ -47,6 +58,7 @@ export class CreateProjectDto {
   @MaxLength(128, { each: true })
   tags!: string[];
 
+  @ApiPropertyOptional({ description: 'Branch globs to build; empty: every branch', type: [String], maxItems: 64 })
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(64)
@@ -54,6 +66,7 @@ export class CreateProjectDto {
   @MaxLength(255, { each: true })
   branches?: string[];
 
+  @ApiPropertyOptional({ description: 'Git tag globs to build; empty: every tag', type: [String], maxItems: 64 })
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(64)
@@ -61,45 +74,53 @@ export class CreateProjectDto {
   @MaxLength(255, { each: true })
   tagsFilter?: string[];
 
+  @ApiPropertyOptional({ default: 'Dockerfile' })
   @IsOptional()
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
   dockerfile?: string;
 
+  @ApiPropertyOptional({ default: '.' })
   @IsOptional()
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
   context?: string;
 
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } })
   @IsOptional()
   @IsObject()
   buildArgs?: Record<string, string>;
 
   /** Write-only: never returned. */
+  @ApiProperty({ description: 'Verifies deliveries (write-only)', minLength: 16, maxLength: 256, writeOnly: true })
   @IsString()
   @MinLength(16, { message: 'webhookSecret must be at least 16 characters' })
   @MaxLength(256)
   webhookSecret!: string;
 
   /** Commit statuses back to the forge (optional). */
+  @ApiPropertyOptional({ description: 'Forge to report commit statuses to', enum: FORGES })
   @IsOptional()
   @IsIn(FORGES, { message: 'forge must be one of github, gitlab, gitea' })
   forge?: (typeof FORGES)[number];
 
+  @ApiPropertyOptional({ description: "The forge's API base URL" })
   @IsOptional()
   @IsString()
   @MaxLength(1024)
   forgeApiUrl?: string;
 
   /** owner/repo (GitHub, Gitea) or the GitLab project path; derived from `repo` when absent. */
+  @ApiPropertyOptional({ description: 'owner/repo or the GitLab project path; default: derived from repo' })
   @IsOptional()
   @IsString()
   @MaxLength(512)
   forgeRepository?: string;
 
   /** Write-only: never returned. */
+  @ApiPropertyOptional({ description: 'Token for commit statuses (write-only)', writeOnly: true })
   @IsOptional()
   @IsString()
   @MinLength(1)
@@ -110,6 +131,7 @@ export class CreateProjectDto {
 export class UpdateProjectDto extends PartialType(CreateProjectDto) {}
 
 export class ListDeliveriesQuery {
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 100, default: 50 })
   @IsOptional()
   @Matches(/^([1-9]|[1-9][0-9]|100)$/, { message: 'limit must be an integer from 1 to 100' })
   limit?: string;

@@ -1,0 +1,54 @@
+import { agents, builds, show } from './commands/read';
+import { build } from './commands/build';
+import { login } from './commands/login';
+import { logs } from './commands/logs';
+import type { CliContext } from './context';
+import { CliError, EXIT, UsageError } from './errors';
+
+export const USAGE = `usage: farm <command> [flags]
+
+  login [URL] [--token T]            check a token and save it (read from stdin without --token)
+  build [PATH] -t TAG... [--platform P[,P...]] [--build-arg K=V]... [--target T]
+        [-f DOCKERFILE] [--require LABEL]... [--no-wait] [--json]
+                                     build the HEAD commit of the git checkout around PATH
+                                     (default .) for each platform (default: this machine's),
+                                     follow it live, publish one index under every tag
+  logs BUILD [--platform P] [-f]     a build's log; -f follows it live
+  builds [--status S] [--limit N] [--json]
+                                     recent builds, newest first
+  show BUILD [--json]                one build, one row per platform
+  agents [--json]                    agents by platform pool
+
+FARM_URL and FARM_TOKEN override the saved login; FARM_CONFIG names the credentials file
+(default ~/.config/buildfarm/credentials.json).
+Exit codes: 0 succeeded, 1 build failed, 2 usage or connection error.
+`;
+
+type Command = (argv: string[], ctx: CliContext) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = { login, build, logs, builds, show, agents };
+/** In the CLI's vocabulary but not in the farm's API yet. */
+const NOT_YET = new Set(['cancel', 'retry', 'token']);
+
+/** Runs one `farm` command line and resolves with its exit code; CLI errors are printed, not thrown. */
+export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    ctx.stderr.write(USAGE);
+    return EXIT.usage;
+  }
+  if (['help', '--help', '-h'].includes(name) || rest.includes('--help')) {
+    ctx.stdout.write(USAGE);
+    return EXIT.ok;
+  }
+  try {
+    if (NOT_YET.has(name)) throw new CliError('not supported by this farm yet');
+    if (!Object.hasOwn(COMMANDS, name)) throw new UsageError(`unknown command "${name}"`);
+    return await COMMANDS[name](rest, ctx);
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    ctx.stderr.write(`farm ${name}: ${error.message}\n`);
+    if (error instanceof UsageError) ctx.stderr.write('run "farm --help" for usage\n');
+    return error.exitCode;
+  }
+}

@@ -1,0 +1,153 @@
+import { machine } from 'node:os';
+import { formatPlatform, parsePlatform, platformFromMachine } from '@farm/domain';
+import { readCheckout } from '../checkout';
+import { type CliContext, farmClient, parseCommand } from '../context';
+import { CliError, ConnectionError, EXIT, FarmApiError, UsageError } from '../errors';
+import type { BuildRequest, BuildView, FarmClient } from '../farm-client';
+import { formatDuration, lastLines } from '../format';
+import { ProgressView } from '../progress';
+
+const POLL_INTERVAL_MS = 500;
+/** How long the farm may be unreachable while a build runs before the CLI gives up following it. */
+const MAX_UNREACHABLE_MS = 30_000;
+const LOG_TAIL_LINES = 30;
+const ENDED = new Set(['succeeded', 'failed', 'canceled']);
+
+const OPTIONS = {
+  platform: { type: 'string', multiple: true },
+  tag: { type: 'string', short: 't', multiple: true },
+  'build-arg': { type: 'string', multiple: true },
+  target: { type: 'string' },
+  file: { type: 'string', short: 'f' },
+  require: { type: 'string', multiple: true },
+  'no-wait': { type: 'boolean' },
+  json: { type: 'boolean' },
+  upload: { type: 'boolean' },
+} as const;
+
+/**
+ * `farm build [PATH] -t TAG...`: builds the HEAD commit of the git checkout around PATH, as the
+ * farm's agents clone it from `origin`, and follows it with a per-platform live view.
+ * Exit 0 when the index is published, 1 when the build failed or was canceled.
+ */
+export async function build(argv: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(argv, OPTIONS, 1);
+  if (values.upload) throw new CliError('--upload (building uncommitted files) is not supported yet');
+  const flags = {
+    platforms: platforms(values.platform),
+    tags: tags(values.tag),
+    buildArgs: buildArgs(values['build-arg']),
+    requires: values.require ?? [],
+  };
+
+  const client = await farmClient(ctx);
+  const source = await readCheckout(positionals[0] ?? '.', values.file);
+  for (const warning of source.warnings) ctx.stderr.write(`warning: ${warning}\n`);
+  const request: BuildRequest = {
+    repo: source.repo,
+    commit: source.commit,
+    context: source.context,
+    dockerfile: source.dockerfile,
+    platforms: flags.platforms,
+    tags: flags.tags,
+    ...(Object.keys(flags.buildArgs).length > 0 ? { buildArgs: flags.buildArgs } : {}),
+    ...(values.target !== undefined ? { target: values.target } : {}),
+    ...(flags.requires.length > 0 ? { requires: flags.requires } : {}),
+  };
+
+  const submitted = await client.createBuild(request);
+  if (values['no-wait']) {
+    ctx.stdout.write(values.json ? `${JSON.stringify(submitted, null, 2)}\n` : `${submitted.id}\n`);
+    return EXIT.ok;
+  }
+  if (values.json) {
+    const ended = await follow(client, submitted.id, () => undefined);
+    ctx.stdout.write(`${JSON.stringify(ended, null, 2)}\n`);
+    return ended.status === 'succeeded' ? EXIT.ok : EXIT.buildFailed;
+  }
+
+  ctx.stdout.write(`build ${submitted.id}  ${submitted.repo} @ ${submitted.commit.slice(0, 12)}\n`);
+  const view = new ProgressView(ctx.stdout);
+  const interrupted = () => {
+    view.release();
+    ctx.stderr.write(`\ninterrupted: build ${submitted.id} goes on (farm show ${submitted.id})\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  let ended: BuildView;
+  try {
+    ended = await follow(client, submitted.id, (current) => view.update(current));
+  } finally {
+    view.release();
+    process.off('SIGINT', interrupted);
+  }
+  return report(ended, client, ctx);
+}
+
+/** Polls the build until it ends, riding out short outages of the farm. */
+async function follow(client: FarmClient, id: string, onUpdate: (build: BuildView) => void): Promise<BuildView> {
+  let unreachableSince: number | null = null;
+  for (;;) {
+    try {
+      const current = await client.getBuild(id);
+      unreachableSince = null;
+      onUpdate(current);
+      if (ENDED.has(current.status)) return current;
+    } catch (error) {
+      const transient = error instanceof ConnectionError || (error instanceof FarmApiError && error.status >= 500);
+      if (!transient) throw error;
+      unreachableSince ??= Date.now();
+      if (Date.now() - unreachableSince > MAX_UNREACHABLE_MS) {
+        throw new ConnectionError(`${error.message}; build ${id} goes on: farm show ${id}`);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+async function report(build: BuildView, client: FarmClient, ctx: CliContext): Promise<number> {
+  const took = build.finishedAt
+    ? ` in ${formatDuration(Date.parse(build.finishedAt) - Date.parse(build.createdAt))}`
+    : '';
+  if (build.status === 'succeeded') {
+    ctx.stdout.write(`succeeded${took}\ndigest  ${build.digest ?? '-'}\n`);
+    for (const tag of build.tags) ctx.stdout.write(`tag     ${tag}\n`);
+    return EXIT.ok;
+  }
+  for (const p of build.platforms.filter((platform) => platform.status === 'failed')) {
+    const on = p.agent ? ` on ${p.agent}${p.emulated ? ' (emulated)' : ''}` : '';
+    ctx.stderr.write(`--- ${p.platform} failed${on}: ${p.error ?? 'no reason given'}\n`);
+    const log = await client.logText(build.id, p.platform).catch(() => p.logTail ?? '');
+    const tail = lastLines(log, LOG_TAIL_LINES);
+    ctx.stderr.write(tail.length > 0 ? `${tail.join('\n')}\n` : '(no log)\n');
+  }
+  ctx.stderr.write(`build ${build.id} ${build.status}${took}${build.error ? `: ${build.error}` : ''}\n`);
+  return EXIT.buildFailed;
+}
+
+/** `--platform a,b --platform c`, normalized (x86_64 -> amd64, ...); default: this machine's. */
+function platforms(values: string[] | undefined): string[] {
+  const given = (values ?? []).flatMap((value) => value.split(',')).map((value) => value.trim());
+  try {
+    if (given.length === 0) return [formatPlatform(platformFromMachine(machine()))];
+    return [...new Set(given.filter(Boolean).map((value) => formatPlatform(parsePlatform(value))))];
+  } catch (error) {
+    throw new UsageError(`--platform: ${(error as Error).message}`);
+  }
+}
+
+function tags(values: string[] | undefined): string[] {
+  const given = (values ?? []).map((value) => value.trim()).filter(Boolean);
+  if (given.length === 0) throw new UsageError('give at least one -t TAG, the image reference to publish');
+  return given;
+}
+
+function buildArgs(values: string[] | undefined): Record<string, string> {
+  const args: Record<string, string> = {};
+  for (const value of values ?? []) {
+    const equals = value.indexOf('=');
+    if (equals <= 0) throw new UsageError(`--build-arg: "${value}" is not NAME=VALUE`);
+    args[value.slice(0, equals)] = value.slice(equals + 1);
+  }
+  return args;
+}

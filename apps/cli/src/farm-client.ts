@@ -1,0 +1,179 @@
+import { ConnectionError, FarmApiError } from './errors';
+
+// The REST v1 shapes the CLI reads (README "REST v1"). Apps never import each other, so these
+// mirror apps/api/src/builds/build.view.ts and apps/api/src/agents/agents.service.ts.
+
+/** One platform of a build. */
+export interface PlatformView {
+  platform: string;
+  status: string;
+  statusReason: string | null;
+  digest: string | null;
+  agent: string | null;
+  emulated: boolean;
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+  logTail: string | null;
+}
+
+/** `GET /v1/builds/{id}`. */
+export interface BuildView {
+  id: string;
+  status: string;
+  repo: string;
+  ref: string | null;
+  commit: string;
+  dockerfile: string;
+  context: string;
+  target: string | null;
+  tags: string[];
+  requires: string[];
+  digest: string | null;
+  mediaType: string | null;
+  platforms: PlatformView[];
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+/** `GET /v1/agents`, one agent. */
+export interface AgentView {
+  id: string;
+  name: string;
+  platforms: string[];
+  emulated: boolean;
+  labels: string[];
+  backend: string;
+  status: string;
+  currentJobs: { buildId: string; platform: string; startedAt: string }[];
+  lastSeenAt: string;
+  version: string;
+}
+
+/** `POST /v1/builds` body. */
+export interface BuildRequest {
+  repo: string;
+  commit: string;
+  dockerfile: string;
+  context: string;
+  platforms: string[];
+  tags: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  requires?: string[];
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** A thin REST v1 client: bearer token, JSON, and the farm's errors turned into {@link CliError}s. */
+export class FarmClient {
+  constructor(
+    readonly url: string,
+    private readonly token: string,
+  ) {}
+
+  createBuild(request: BuildRequest): Promise<BuildView> {
+    return this.json('POST', '/v1/builds', request);
+  }
+
+  getBuild(id: string): Promise<BuildView> {
+    return this.json('GET', `/v1/builds/${encodeURIComponent(id)}`);
+  }
+
+  listBuilds(query: { status?: string; limit?: number }): Promise<{ builds: BuildView[]; nextCursor: string | null }> {
+    return this.json('GET', `/v1/builds${queryString(query)}`);
+  }
+
+  listAgents(): Promise<{ agents: AgentView[] }> {
+    return this.json('GET', '/v1/agents');
+  }
+
+  /** The whole log as plain text: one platform's, or every platform's with lines tagged `[platform]`. */
+  async logText(id: string, platform?: string): Promise<string> {
+    const response = await this.send('GET', `/v1/builds/${encodeURIComponent(id)}/logs${queryString({ platform })}`);
+    return response.text();
+  }
+
+  /**
+   * `GET /v1/builds/{id}/logs?follow=true`, unread: `text/event-stream` where the farm streams
+   * logs, plain text where it does not yet. Never times out (a build may run for hours).
+   * With `lastEventId` the farm resumes after that event.
+   */
+  followLogs(id: string, platform?: string, lastEventId?: string): Promise<Response> {
+    const path = `/v1/builds/${encodeURIComponent(id)}/logs${queryString({ platform, follow: 'true' })}`;
+    return this.send('GET', path, undefined, { accept: 'text/event-stream', timeoutMs: null, lastEventId });
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.send(method, path, body);
+    const text = await response.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ConnectionError(`${this.url} answered ${method} ${path} with something that is not the farm's API`);
+    }
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { accept?: string; timeoutMs?: number | null; lastEventId?: string } = {},
+  ): Promise<Response> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.token}`,
+      accept: options.accept ?? 'application/json',
+    };
+    if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const timeoutMs = options.timeoutMs === undefined ? REQUEST_TIMEOUT_MS : options.timeoutMs;
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw new ConnectionError(`cannot reach the farm at ${this.url}: ${networkReason(error)}`);
+    }
+    if (!response.ok) throw await apiError(response);
+    return response;
+  }
+}
+
+function queryString(query: Record<string, string | number | undefined>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+/** fetch hides the real reason (ECONNREFUSED, ENOTFOUND, a timeout) in `cause`. */
+function networkReason(error: unknown): string {
+  if (error instanceof Error && error.name === 'TimeoutError') return 'no answer within 30 s';
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.message ?? cause?.code ?? (error instanceof Error ? error.message : String(error));
+}
+
+async function apiError(response: Response): Promise<FarmApiError> {
+  const text = await response.text().catch(() => '');
+  let body: { error?: { code?: unknown; message?: unknown; field?: unknown } } = {};
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    // not the farm's error body: described by the status below
+  }
+  const error = body.error ?? {};
+  const code = typeof error.code === 'string' ? error.code : `http_${response.status}`;
+  let message =
+    typeof error.message === 'string'
+      ? error.message
+      : `${response.url} answered HTTP ${response.status} ${response.statusText}: is this the farm's URL?`;
+  if (response.status === 401) message = `the farm refused the token (${message}): run "farm login URL"`;
+  return new FarmApiError(response.status, code, message, typeof error.field === 'string' ? error.field : undefined);
+}
