@@ -56,6 +56,7 @@ async function localBackend(args: AgentArgs, config: AgentConfig, registry: Regi
     insecureRegistries: config.insecureRegistries,
     registryAuth: config.registryAuth,
   });
+  await builder.cleanUpPreviousRun(log);
   return { name, builder, description: 'local', close: async () => undefined };
 }
 

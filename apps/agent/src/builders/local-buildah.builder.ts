@@ -36,6 +36,17 @@ export class LocalBuildahBuilder implements Builder {
     this.runRoot = join(options.stateDir, 'run');
   }
 
+  /**
+   * At agent start: what a previous run of this agent left behind (killed mid-build, or a
+   * failed build's working container) goes; base images stay as cache.
+   */
+  async cleanUpPreviousRun(log: (line: string) => void): Promise<void> {
+    await rm(join(this.options.stateDir, 'work'), { recursive: true, force: true });
+    await runProcess('buildah', [...this.globalArgs(), 'rm', '--all'], { name: 'buildah rm' }).catch((error: Error) =>
+      log(`could not remove leftover build containers: ${error.message}`),
+    );
+  }
+
   async setup(job: PlatformBuildJob, context: BuildContext): Promise<void> {
     const dir = this.workDir(job);
     await rm(dir, { recursive: true, force: true });
