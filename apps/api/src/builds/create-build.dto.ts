@@ -3,7 +3,6 @@ import {
   Max,
   Min,
   ArrayMaxSize,
-  ArrayMinSize,
   IsArray,
   IsObject,
   IsOptional,
@@ -12,6 +11,7 @@ import {
   MaxLength,
   MinLength,
 } from 'class-validator';
+import { IsOptionalRepoPath, IsStringList } from '../common/validators';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 
 /**
@@ -50,17 +50,11 @@ export class CreateBuildDto {
   commit?: string;
 
   @ApiPropertyOptional({ description: 'Dockerfile path inside the context', default: 'Dockerfile' })
-  @IsOptional()
-  @IsString()
-  @MinLength(1)
-  @MaxLength(1024)
+  @IsOptionalRepoPath()
   dockerfile?: string;
 
   @ApiPropertyOptional({ description: 'Build context directory inside the repository', default: '.' })
-  @IsOptional()
-  @IsString()
-  @MinLength(1)
-  @MaxLength(1024)
+  @IsOptionalRepoPath()
   context?: string;
 
   @ApiProperty({
@@ -70,11 +64,7 @@ export class CreateBuildDto {
     maxItems: 16,
     example: ['linux/amd64', 'linux/arm64'],
   })
-  @IsArray()
-  @ArrayMinSize(1, { message: 'platforms must list at least one platform' })
-  @ArrayMaxSize(16)
-  @IsString({ each: true })
-  @MaxLength(64, { each: true })
+  @IsStringList(16, 64, 'platforms must list at least one platform')
   platforms!: string[];
 
   @ApiProperty({
@@ -84,11 +74,7 @@ export class CreateBuildDto {
     maxItems: 32,
     example: ['registry.example.com/team/app:1.2'],
   })
-  @IsArray()
-  @ArrayMinSize(1, { message: 'tags must list at least one image reference to publish' })
-  @ArrayMaxSize(32)
-  @IsString({ each: true })
-  @MaxLength(512, { each: true })
+  @IsStringList(32, 512, 'tags must list at least one image reference to publish')
   tags!: string[];
 
   @ApiPropertyOptional({

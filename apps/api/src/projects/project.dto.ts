@@ -1,16 +1,6 @@
 import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
-import {
-  ArrayMaxSize,
-  ArrayMinSize,
-  IsArray,
-  IsIn,
-  IsObject,
-  IsOptional,
-  IsString,
-  Matches,
-  MaxLength,
-  MinLength,
-} from 'class-validator';
+import { IsIn, IsObject, IsOptional, IsString, Matches, MaxLength, MinLength } from 'class-validator';
+import { IsOptionalRepoPath, IsStringList } from '../common/validators';
 
 export const FORGES = ['github', 'gitlab', 'gitea'] as const;
 
@@ -37,11 +27,7 @@ export class CreateProjectDto {
   image!: string;
 
   @ApiProperty({ type: [String], minItems: 1, maxItems: 16, example: ['linux/amd64', 'linux/arm64'] })
-  @IsArray()
-  @ArrayMinSize(1, { message: 'platforms must list at least one platform' })
-  @ArrayMaxSize(16)
-  @IsString({ each: true })
-  @MaxLength(64, { each: true })
+  @IsStringList(16, 64, 'platforms must list at least one platform')
   platforms!: string[];
 
   @ApiProperty({
@@ -51,41 +37,25 @@ export class CreateProjectDto {
     maxItems: 32,
     example: ['{branch}', 'sha-{sha7}'],
   })
-  @IsArray()
-  @ArrayMinSize(1, { message: 'tags must list at least one tag template' })
-  @ArrayMaxSize(32)
-  @IsString({ each: true })
-  @MaxLength(128, { each: true })
+  @IsStringList(32, 128, 'tags must list at least one tag template')
   tags!: string[];
 
   @ApiPropertyOptional({ description: 'Branch globs to build; empty: every branch', type: [String], maxItems: 64 })
   @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(64)
-  @IsString({ each: true })
-  @MaxLength(255, { each: true })
+  @IsStringList(64, 255)
   branches?: string[];
 
   @ApiPropertyOptional({ description: 'Git tag globs to build; empty: every tag', type: [String], maxItems: 64 })
   @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(64)
-  @IsString({ each: true })
-  @MaxLength(255, { each: true })
+  @IsStringList(64, 255)
   tagsFilter?: string[];
 
   @ApiPropertyOptional({ default: 'Dockerfile' })
-  @IsOptional()
-  @IsString()
-  @MinLength(1)
-  @MaxLength(1024)
+  @IsOptionalRepoPath()
   dockerfile?: string;
 
   @ApiPropertyOptional({ default: '.' })
-  @IsOptional()
-  @IsString()
-  @MinLength(1)
-  @MaxLength(1024)
+  @IsOptionalRepoPath()
   context?: string;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } })
