@@ -1,57 +1,8 @@
 import { ConnectionError, FarmApiError } from './errors';
 
-// The REST v1 shapes the CLI reads (README "REST v1"). Apps never import each other, so these
-// mirror apps/api/src/builds/build.view.ts and apps/api/src/agents/agents.service.ts.
+import type { AgentView, BuildView, PlatformView } from '@farm/contract';
 
-/** One platform of a build. */
-export interface PlatformView {
-  platform: string;
-  status: string;
-  statusReason: string | null;
-  digest: string | null;
-  agent: string | null;
-  emulated: boolean;
-  attempts: number;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-  logTail: string | null;
-}
-
-/** `GET /v1/builds/{id}`. */
-export interface BuildView {
-  id: string;
-  status: string;
-  repo: string;
-  ref: string | null;
-  commit: string;
-  dockerfile: string;
-  context: string;
-  target: string | null;
-  tags: string[];
-  requires: string[];
-  digest: string | null;
-  mediaType: string | null;
-  platforms: PlatformView[];
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-}
-
-/** `GET /v1/agents`, one agent. */
-export interface AgentView {
-  id: string;
-  name: string;
-  platforms: string[];
-  emulated: boolean;
-  labels: string[];
-  backend: string;
-  status: string;
-  currentJobs: { buildId: string; platform: string; startedAt: string }[];
-  lastSeenAt: string;
-  version: string;
-}
+export type { AgentView, BuildView, PlatformView };
 
 /** `POST /v1/builds` body. */
 export interface BuildRequest {

@@ -1,25 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { ApiConfig } from '@farm/config';
-import { agentStatus, readPresences, setAgentCommand, type AgentJob, type AgentStatus } from '@farm/queue';
+import type { AgentView } from '@farm/contract';
+import { agentStatus, readPresences, setAgentCommand } from '@farm/queue';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, REDIS } from '../tokens';
-
-/** `GET /v1/agents`: what every agent last said about itself, and whether it still says it. */
-export interface AgentView {
-  id: string;
-  name: string;
-  platforms: string[];
-  emulated: boolean;
-  labels: string[];
-  backend: string;
-  concurrency: number;
-  status: AgentStatus;
-  currentJobs: AgentJob[];
-  startedAt: string;
-  lastSeenAt: string;
-  version: string;
-}
 
 @Injectable()
 export class AgentsService {
@@ -61,3 +46,5 @@ export class AgentsService {
     return agent;
   }
 }
+
+export type { AgentView };

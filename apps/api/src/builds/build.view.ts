@@ -1,45 +1,5 @@
+import type { BuildView, PlatformView } from '@farm/contract';
 import type { BuildWithPlatforms } from '@farm/db';
-
-/** The REST v1 representation of a build (DESIGN.md `GET /v1/builds/{id}`). */
-export interface BuildView {
-  id: string;
-  status: string;
-  repo: string;
-  ref: string | null;
-  commit: string;
-  dockerfile: string;
-  context: string;
-  target: string | null;
-  tags: string[];
-  buildArgs: unknown;
-  labels: unknown;
-  requires: string[];
-  scheduleTimeout: number | null;
-  digest: string | null;
-  mediaType: string | null;
-  platforms: PlatformView[];
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-}
-
-export interface PlatformView {
-  platform: string;
-  status: string;
-  /** Why the platform is in this status, e.g. why it is unschedulable. */
-  statusReason: string | null;
-  digest: string | null;
-  mediaType: string | null;
-  size: number | null;
-  agent: string | null;
-  emulated: boolean;
-  attempts: number;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-  logTail: string | null;
-}
 
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
@@ -81,3 +41,5 @@ export function toBuildView(build: BuildWithPlatforms): BuildView {
     error: build.error,
   };
 }
+
+export type { BuildView, PlatformView };
