@@ -33,20 +33,6 @@ async function submit(body: Record<string, unknown>): Promise<string> {
   return response.body.id;
 }
 
-async function build(id: string): Promise<any> {
-  return (await farm.request('GET', `/v1/builds/${id}`)).body;
-}
-
-async function waitForBuild(id: string, until: (build: any) => boolean = (b) => b.finishedAt !== null): Promise<any> {
-  let current: any;
-  await waitFor(
-    async () => until((current = await build(id))),
-    120_000,
-    () => `${JSON.stringify(current)}\n${farm.output().slice(-5000)}`,
-  );
-  return current;
-}
-
 async function agentsByName(): Promise<Record<string, any>> {
   const { body } = await farm.request('GET', '/v1/agents');
   return Object.fromEntries(body.agents.map((agent: any) => [agent.name, agent]));
@@ -95,7 +81,7 @@ test('agents announce themselves and heartbeat', async () => {
 test('a build that requires labels runs only on an agent carrying all of them', async () => {
   const ids = await Promise.all([submit({ requires: ['large'] }), submit({ requires: ['ssd', 'large'] })]);
   for (const id of ids) {
-    const done = await waitForBuild(id);
+    const done = await farm.waitForBuild(id);
     expect(done.status).toBe('succeeded');
     expect(done.platforms[0].agent).toBe('large-1');
   }
@@ -103,13 +89,13 @@ test('a build that requires labels runs only on an agent carrying all of them', 
 
 test('a platform no online agent serves is unschedulable, then built once an agent for it starts', async () => {
   const id = await submit({ platforms: ['linux/amd64', 'linux/arm64'], requires: ['gpu'] });
-  const waiting = await waitForBuild(id, (b) => b.platforms.every((p: any) => p.status === 'unschedulable'));
+  const waiting = await farm.waitForBuild(id, (b) => b.platforms.every((p: any) => p.status === 'unschedulable'));
   expect(waiting.status).toBe('queued');
   expect(waiting.platforms[1].statusReason).toBe('no online agent serves linux/arm64 with labels gpu');
 
   await farm.startAgent({ name: 'gpu-arm64', platform: 'linux/arm64', emulated: true, labels: ['gpu'] });
   await farm.startAgent({ name: 'gpu-amd64', labels: ['gpu'] });
-  const done = await waitForBuild(id);
+  const done = await farm.waitForBuild(id);
   expect(done.status).toBe('succeeded');
   expect(done.platforms.map((p: any) => [p.agent, p.emulated])).toEqual([
     ['gpu-amd64', false],
@@ -120,7 +106,7 @@ test('a platform no online agent serves is unschedulable, then built once an age
 test('scheduleTimeout fails a platform nothing can build, with the reason, publishing nothing', async () => {
   const tag = `${registry.host}/pools/app:never`;
   const id = await submit({ requires: ['nowhere'], scheduleTimeout: 2, tags: [tag] });
-  const done = await waitForBuild(id);
+  const done = await farm.waitForBuild(id);
   expect(done.status).toBe('failed');
   expect(done.platforms[0].status).toBe('failed');
   expect(done.platforms[0].error).toContain('no online agent serves linux/amd64 with labels nowhere');
@@ -134,11 +120,11 @@ test('a drained agent takes no new job until undrained', async () => {
   await waitFor(async () => (await agentsByName())['large-1'].status === 'draining', 10_000);
 
   const id = await submit({ requires: ['large'] });
-  const waiting = await waitForBuild(id, (b) => b.platforms[0].status === 'unschedulable');
+  const waiting = await farm.waitForBuild(id, (b) => b.platforms[0].status === 'unschedulable');
   expect(waiting.platforms[0].statusReason).toContain('large-1 is draining');
 
   expect((await farm.request('POST', '/v1/agents/large-1/undrain')).status).toBe(202);
-  const done = await waitForBuild(id);
+  const done = await farm.waitForBuild(id);
   expect(done.status).toBe('succeeded');
   expect(done.platforms[0].agent).toBe('large-1');
   expect((await farm.request('POST', '/v1/agents/no-such-agent/drain')).status).toBe(404);
@@ -147,10 +133,10 @@ test('a drained agent takes no new job until undrained', async () => {
 test('SIGTERM drains an agent: its running build finishes, then it exits', async () => {
   const agent = await farm.startAgent({ name: 'leaving', labels: ['leaving'] });
   const id = await submit({ requires: ['leaving'], dockerfile: 'Dockerfile.slow' });
-  await waitForBuild(id, (b) => b.platforms[0].status === 'running');
+  await farm.waitForBuild(id, (b) => b.platforms[0].status === 'running');
   const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
   agent.kill('SIGTERM');
-  const done = await waitForBuild(id);
+  const done = await farm.waitForBuild(id);
   expect(done.status).toBe('succeeded');
   expect(done.platforms[0].agent).toBe('leaving');
   expect(await exited).toBe(0);
@@ -161,17 +147,17 @@ test('SIGTERM drains an agent: its running build finishes, then it exits', async
 test('an agent killed mid-build loses nothing: another agent rebuilds it and it is published once', async () => {
   const tag = `${registry.host}/pools/app:recovered`;
   const id = await submit({ dockerfile: 'Dockerfile.slow', tags: [tag] });
-  const running = await waitForBuild(id, (b) => b.platforms[0].status === 'running' && b.platforms[0].agent);
+  const running = await farm.waitForBuild(id, (b) => b.platforms[0].status === 'running' && b.platforms[0].agent);
   const victim = running.platforms[0].agent as string;
   const killedAt = Date.now();
   farm.agent(victim).kill('SIGKILL');
 
-  const restarted = await waitForBuild(
+  const restarted = await farm.waitForBuild(
     id,
     (b) => b.platforms[0].agent !== victim && b.platforms[0].status === 'running',
   );
   const recoveredAfter = Date.now() - killedAt;
-  const done = await waitForBuild(id);
+  const done = await farm.waitForBuild(id);
   const doneAfter = Date.now() - killedAt;
   // Silent for longer than its heartbeat timeout (10 s): offline, running nothing.
   await waitFor(async () => (await agentsByName())[victim].status === 'offline', 20_000);
@@ -230,7 +216,7 @@ test('an agent fenced by a Redis ACL to the farm prefix builds, and can read not
       labels: ['fenced'],
       env: { REDIS_URL: `redis://${user}:${password}@127.0.0.1:6379` },
     });
-    const done = await waitForBuild(await submit({ requires: ['fenced'] }));
+    const done = await farm.waitForBuild(await submit({ requires: ['fenced'] }));
     expect(done.status).toBe('succeeded');
     expect(done.platforms[0].agent).toBe('acl-agent');
   } finally {

@@ -134,16 +134,6 @@ async function submit(dockerfile = 'Dockerfile', platforms = PLATFORMS): Promise
   return response.body.id;
 }
 
-async function waitForBuild(id: string): Promise<any> {
-  let build: any;
-  await waitFor(
-    async () => (build = (await farm.request('GET', `/v1/builds/${id}`)).body).finishedAt !== null,
-    180_000,
-    () => `${JSON.stringify(build)}\n${farm.output().slice(-5000)}`,
-  );
-  return build;
-}
-
 /** The api's Redis connections that follow logs, as Redis itself lists them. */
 async function followConnections(): Promise<number> {
   const list = (await redis.client('LIST')) as string;
@@ -191,7 +181,7 @@ test('following a two-platform build from submission: tagged lines, statuses, th
       return { first, rest };
     })(),
   ]);
-  const build = await waitForBuild(id);
+  const build = await farm.waitForBuild(id);
   expect(build.status).toBe('succeeded');
 
   expect(whole.status).toBe(200);
@@ -242,7 +232,7 @@ test('following a two-platform build from submission: tagged lines, statuses, th
 
 test('after the build: the whole log from Redis, then from the PostgreSQL archive once the stream is gone', async () => {
   const id = await submit();
-  const build = await waitForBuild(id);
+  const build = await farm.waitForBuild(id);
   expect(build.status).toBe('succeeded');
   const logs = await plainLogs(id);
   const all = [...logs['linux/amd64'], ...logs['linux/arm64']];
@@ -303,7 +293,7 @@ test('errors before the stream starts answer as every other call', async () => {
   expect(wrongPlatform.status).toBe(404);
   const badPlatform = await follow(id, { platform: 'linux/x86' });
   expect(badPlatform.status).toBe(400);
-  await waitForBuild(id);
+  await farm.waitForBuild(id);
 });
 
 test('a client that leaves mid-stream releases its Redis connection', async () => {

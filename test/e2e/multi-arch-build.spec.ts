@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { startFarm, waitFor, type TestFarm } from '../helpers/farm';
+import { startFarm, type TestFarm } from '../helpers/farm';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
 import { readFileFromImage, skopeoConfig, skopeoRaw } from '../helpers/image-files';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
@@ -14,26 +14,10 @@ import { startRegistry, type TestRegistry } from '../helpers/registry';
 
 jest.setTimeout(240_000);
 
-const TERMINAL = ['succeeded', 'failed', 'canceled'];
-
 let registry: TestRegistry;
 let database: TestDatabase;
 let farm: TestFarm;
 let repo: TestGitRepo;
-
-async function waitForBuild(id: string, seen: Set<string> = new Set()): Promise<any> {
-  let build: any;
-  await waitFor(
-    async () => {
-      build = (await farm.request('GET', `/v1/builds/${id}`)).body;
-      seen.add(build.status);
-      return TERMINAL.includes(build.status);
-    },
-    180_000,
-    () => `build ${id}: ${JSON.stringify(build)}\n${farm.output().slice(-6000)}`,
-  );
-  return build;
-}
 
 beforeAll(async () => {
   [registry, database] = await Promise.all([startRegistry(), createTestDatabase()]);
@@ -76,7 +60,10 @@ test('a two-platform build becomes one published OCI index with native and emula
   expect(submitted.body).toMatchObject({ status: 'queued', commit: repo.commit, ref: 'main' });
 
   const seen = new Set<string>(['queued']);
-  const build = await waitForBuild(submitted.body.id, seen);
+  const build = await farm.waitForBuild(submitted.body.id, (shown) => {
+    seen.add(shown.status);
+    return shown.finishedAt !== null;
+  });
   expect(build.status).toBe('succeeded');
   expect(seen.has('running')).toBe(true);
   expect(build.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -131,7 +118,7 @@ test('tags in other repositories and another registry get the index and its chil
       tags,
     });
     expect(submitted.status).toBe(202);
-    const build = await waitForBuild(submitted.body.id);
+    const build = await farm.waitForBuild(submitted.body.id);
     expect(build.status).toBe('succeeded');
     for (const tag of tags) {
       const index = await skopeoRaw(tag);
@@ -157,7 +144,7 @@ test('one failing platform fails the build, keeps the other result and publishes
     tags: [tag],
   });
   expect(submitted.status).toBe(202);
-  const build = await waitForBuild(submitted.body.id);
+  const build = await farm.waitForBuild(submitted.body.id);
   expect(build.status).toBe('failed');
   expect(build.digest).toBeNull();
   expect(build.error).toContain('linux/arm64');

@@ -28,19 +28,6 @@ let projectId: string;
 /** The build every metrics and log test looks at: linux/amd64 natively, linux/arm64 emulated. */
 let build: any;
 
-async function waitForBuild(id: string): Promise<any> {
-  let shown: any;
-  await waitFor(
-    async () => {
-      shown = (await farm.request('GET', `/v1/builds/${id}`)).body;
-      return ['succeeded', 'failed', 'canceled'].includes(shown.status);
-    },
-    180_000,
-    () => `build ${id}: ${JSON.stringify(shown)}\n${farm.output().slice(-6000)}`,
-  );
-  return shown;
-}
-
 beforeAll(async () => {
   [registry, database] = await Promise.all([startRegistry(), createTestDatabase()]);
   const base = await pushBusyboxBase(registry.host);
@@ -66,7 +53,7 @@ beforeAll(async () => {
     tags: [`${registry.host}/ops/app:1.0`],
   });
   expect(submitted.status).toBe(202);
-  build = await waitForBuild(submitted.body.id);
+  build = await farm.waitForBuild(submitted.body.id);
   expect(build.status).toBe('succeeded');
 });
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { startFarm, waitFor, type TestFarm } from '../helpers/farm';
+import { startFarm, type TestFarm } from '../helpers/farm';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
 import { skopeoRaw } from '../helpers/image-files';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
@@ -24,16 +24,6 @@ let sshd: TestSshd;
 let farm: TestFarm;
 let repo: TestGitRepo;
 let secrets: string;
-
-async function waitForBuild(id: string, until: (build: any) => boolean = (b) => b.finishedAt !== null): Promise<any> {
-  let current: any;
-  await waitFor(
-    async () => until((current = (await farm.request('GET', `/v1/builds/${id}`)).body)),
-    120_000,
-    () => `${JSON.stringify(current)}\n${farm.output().slice(-5000)}`,
-  );
-  return current;
-}
 
 async function submit(dockerfile: string, tag: string): Promise<string> {
   const response = await farm.request('POST', '/v1/builds', {
@@ -80,7 +70,7 @@ test('an SSH builder host builds through the farm, detected as the platform it r
     expect.objectContaining({ name: 'ssh-builder', platforms: ['linux/amd64'], backend: sshd.url, status: 'online' }),
   ]);
   const tag = `${registry.host}/ssh/app:${randomBytes(4).toString('hex')}`;
-  const done = await waitForBuild(await submit('Dockerfile', tag));
+  const done = await farm.waitForBuild(await submit('Dockerfile', tag));
   expect(done.status).toBe('succeeded');
   expect(done.platforms[0]).toMatchObject({ agent: 'ssh-builder', emulated: false });
   expect((await skopeoRaw(tag)).manifests[0].digest).toBe(done.platforms[0].digest);
@@ -91,12 +81,12 @@ test('an SSH builder host builds through the farm, detected as the platform it r
 test('a connection cut mid-build fails that attempt only: the build is retried and published once', async () => {
   const tag = `${registry.host}/ssh/app:cut`;
   const id = await submit('Dockerfile.slow', tag);
-  await waitForBuild(id, (b) => b.platforms[0].status === 'running');
+  await farm.waitForBuild(id, (b) => b.platforms[0].status === 'running');
   // Let the remote build get going, then cut every SSH connection, as a crashing host would.
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   const cutAt = Date.now();
   await sshd.dropConnections();
-  const done = await waitForBuild(id);
+  const done = await farm.waitForBuild(id);
   console.log(`ssh connection cut: build done ${Date.now() - cutAt} ms later`);
   expect(done.status).toBe('succeeded');
   expect(done.platforms[0].attempts).toBe(2);

@@ -51,19 +51,6 @@ function pushOf(path: string, commit: string, fields: string[]): Buffer {
   return Buffer.from(JSON.stringify(payload));
 }
 
-async function waitForBuild(id: string): Promise<any> {
-  let build: any;
-  await waitFor(
-    async () => {
-      build = (await farm.request('GET', `/v1/builds/${id}`)).body;
-      return ['succeeded', 'failed', 'canceled'].includes(build.status);
-    },
-    180_000,
-    () => `build ${id}: ${JSON.stringify(build)}\n${farm.output().slice(-5000)}`,
-  );
-  return build;
-}
-
 async function buildsOfProject(projectId: string): Promise<number> {
   const client = new Client({ connectionString: database.url });
   await client.connect();
@@ -128,7 +115,7 @@ test('a GitHub push publishes the pushed commit under the rendered tags and repo
   const image = `${registry.host}/hooks/github`;
   expect(answer.body.tags).toEqual([`${image}:master`, `${image}:sha-${sha7}`, `${image}:latest`]);
 
-  const build = await waitForBuild(answer.body.buildId);
+  const build = await farm.waitForBuild(answer.body.buildId);
   expect(build).toMatchObject({ status: 'succeeded', commit: repo.commit, ref: 'refs/heads/master' });
   for (const tag of answer.body.tags) {
     const index = await skopeoRaw(tag);
@@ -167,7 +154,7 @@ test('a GitLab tag push publishes under the tag name', async () => {
   const image = `${registry.host}/hooks/gitlab`;
   // v22 is no semantic version: {version} and {major}.{minor} render to nothing.
   expect(answer.body.tags).toEqual([`${image}:v22`, `${image}:sha-${repo.commit.slice(0, 7)}`]);
-  const build = await waitForBuild(answer.body.buildId);
+  const build = await farm.waitForBuild(answer.body.buildId);
   expect(build).toMatchObject({ status: 'succeeded', commit: repo.commit, ref: 'refs/tags/v22' });
   expect((await skopeoRaw(`${image}:v22`)).manifests).toHaveLength(2);
 
@@ -194,7 +181,7 @@ test('a Gitea tag creation publishes the semantic version tags', async () => {
     `${image}:1.0.0`,
     `${image}:1.0`,
   ]);
-  const build = await waitForBuild(answer.body.buildId);
+  const build = await farm.waitForBuild(answer.body.buildId);
   expect(build.status).toBe('succeeded');
   const index = await skopeoRaw(`${image}:1.0`);
   expect(await skopeoRaw(`${image}:v1.0.0`)).toEqual(index);
@@ -233,7 +220,7 @@ test.each([
     const answer = await deliver(forge, event, fixture(path));
     expect(answer.status).toBe(202);
     expect(answer.body.commit).toBe(commit);
-    const build = await waitForBuild(answer.body.buildId);
+    const build = await farm.waitForBuild(answer.body.buildId);
     expect(build).toMatchObject({ commit, ref });
     // That commit lives only in the forge's repository, not in the project's mirror: a clear
     // failure, without retries and without publishing anything.

@@ -37,6 +37,11 @@ export interface TestFarm {
   startAgent(spec: AgentSpec): Promise<ChildProcess>;
   /** The process of the agent started with this name. */
   agent(name: string): ChildProcess;
+  /**
+   * Polls `GET /v1/builds/{id}` until `until` holds (default: the build ended) and returns it;
+   * fails with the build and the farm's recent output after 3 minutes.
+   */
+  waitForBuild(id: string, until?: (build: any) => boolean): Promise<any>;
   /** Calls the REST API with the admin token unless `token` is given (null: no header). */
   request(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
@@ -160,7 +165,16 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
       if (!child) throw new Error(`no agent named ${name}`);
       return child;
     };
-    return { apiUrl, adminToken, queuePrefix, output: () => output, request, startAgent, agent, stop };
+    const waitForBuild = async (id: string, until: (build: any) => boolean = (b) => b.finishedAt !== null) => {
+      let build: any;
+      await waitFor(
+        async () => until((build = (await request('GET', `/v1/builds/${id}`)).body)),
+        180_000,
+        () => `build ${id}: ${JSON.stringify(build)}\n${output.slice(-6000)}`,
+      );
+      return build;
+    };
+    return { apiUrl, adminToken, queuePrefix, output: () => output, request, startAgent, agent, waitForBuild, stop };
   } catch (error) {
     await stop();
     throw error;
