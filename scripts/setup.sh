@@ -69,6 +69,7 @@ PACKAGES=(
   openssh-server     # sshd for the SSH builder backend's tests
   openssh-client     # ssh:// repositories, SSH builder backend
   apache2-utils      # htpasswd for the test registry's users
+  chromium           # headless browser for the dashboard's end-to-end test (playwright-core)
 )
 # Clients that tell whether PostgreSQL/Redis answer; any version will do.
 command -v pg_isready >/dev/null || PACKAGES+=(postgresql-client)

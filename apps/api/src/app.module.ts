@@ -21,6 +21,7 @@ import { HooksController } from './hooks/hooks.controller';
 import { HooksService } from './hooks/hooks.service';
 import { ProjectsController } from './projects/projects.controller';
 import { ProjectsService } from './projects/projects.service';
+import { DashboardController } from './dashboard/dashboard.controller';
 import { API_CONFIG, FLOW_PRODUCER, REDIS } from './tokens';
 
 /** Closes the api's Redis clients on shutdown (enableShutdownHooks). */
@@ -49,6 +50,7 @@ export class AppModule {
         AgentsController,
         HealthController,
         MetricsController,
+        DashboardController,
       ],
       providers: [
         { provide: API_CONFIG, useValue: config },
