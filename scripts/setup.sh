@@ -70,6 +70,9 @@ PACKAGES=(
   openssh-client     # ssh:// repositories, SSH builder backend
   apache2-utils      # htpasswd for the test registry's users
   chromium           # headless browser for the dashboard's end-to-end test (playwright-core)
+  iproute2           # ip netns: the SSH tests' builder host in a network namespace of its own
+  openssl            # keys and certificates of the test registry's token server
+  procps             # pgrep/pkill: the SSH builder's cleanup on the builder host
 )
 # Clients that tell whether PostgreSQL/Redis answer; any version will do.
 command -v pg_isready >/dev/null || PACKAGES+=(postgresql-client)
