@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { applyMigrations } from '@farm/db';
 import { machine } from 'node:os';
 import { formatPlatform, parsePlatform, platformFromMachine } from '@farm/domain';
+import { stopProcess } from './lib/processes';
 import { seedSample } from './sample';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -48,17 +49,7 @@ function launch(name: string, args: string[], childEnv: NodeJS.ProcessEnv): Chil
 let stopping = false;
 async function stop(code: number): Promise<void> {
   stopping = true;
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((done) => {
-          if (child.exitCode !== null || child.signalCode !== null) return done();
-          child.once('exit', () => done());
-          child.kill('SIGTERM');
-          setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-        }),
-    ),
-  );
+  await Promise.all(children.map((child) => stopProcess(child, 10_000)));
   process.exit(code);
 }
 

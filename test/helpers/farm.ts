@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopProcess } from '../../scripts/lib/processes';
 import { repositoryRoot } from '../../scripts/lib/repository-root';
 import { freePort } from './ports';
 
@@ -93,17 +94,7 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
   };
 
   const stop = async () => {
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((done) => {
-            if (child.exitCode !== null || child.signalCode !== null) return done();
-            child.once('exit', () => done());
-            child.kill('SIGTERM');
-            setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-          }),
-      ),
-    );
+    await Promise.all(children.map((child) => stopProcess(child)));
     await removeStateDir(stateDir);
   };
 

@@ -17,6 +17,7 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { stopTracked, track } from './processes';
 
 const execFileAsync = promisify(execFile);
 
@@ -83,7 +84,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       try {
         await waitReady(child, `http://${host}`, output);
       } catch (err) {
-        await kill(child);
+        await stopTracked(child);
         if (attempt < 5 && /address already in use/.test(output())) continue;
         throw err;
       }
@@ -104,7 +105,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         async stop() {
           if (stopped) return;
           stopped = true;
-          await kill(child);
+          await stopTracked(child);
           await token?.close();
           await rm(dir, { recursive: true, force: true });
         },
@@ -186,28 +187,6 @@ async function waitReady(child: ChildProcess, url: string, output: () => string)
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   throw new Error(`docker-registry did not answer ${url}/v2/ within ${READY_TIMEOUT_MS} ms: ${output()}`);
-}
-
-/** Children still running, killed if the test process exits without stopping them. */
-const live = new Set<ChildProcess>();
-const killLive = (): void => {
-  for (const child of live) if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-};
-
-function track(child: ChildProcess): void {
-  // Registered only while needed, so many test files in one worker do not pile up listeners.
-  if (live.size === 0) process.on('exit', killLive);
-  live.add(child);
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (live.delete(child) && live.size === 0) process.off('exit', killLive);
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
-  const timer = setTimeout(() => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 interface TokenServer {

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports';
+import { stopTracked, track } from './processes';
 
 const run = promisify(execFile);
 const READY_TIMEOUT_MS = 10_000;
@@ -122,13 +123,13 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<TestSsh
         sshd = child;
         break;
       } catch (error) {
-        await kill(child);
+        await stopTracked(child);
         if (!network && attempt < 5 && /Address already in use/i.test(output())) continue;
         throw error;
       }
     }
     const listener = sshd;
-    cleanups.push(() => kill(listener));
+    cleanups.push(() => stopTracked(listener));
 
     const forwarders: Server[] = [];
     cleanups.push(() => Promise.all(forwarders.map(closeServer)));
@@ -341,25 +342,4 @@ function keepTail(child: ChildProcess): () => string {
     text = (text + chunk.toString('utf8')).slice(-8192);
   });
   return () => text;
-}
-
-/** Children still running, killed if the test process exits without stopping them. */
-const live = new Set<ChildProcess>();
-const killLive = (): void => {
-  for (const child of live) if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-};
-
-function track(child: ChildProcess): void {
-  if (live.size === 0) process.on('exit', killLive);
-  live.add(child);
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (live.delete(child) && live.size === 0) process.off('exit', killLive);
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
-  const timer = setTimeout(() => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
