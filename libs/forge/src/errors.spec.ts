@@ -1,5 +1,4 @@
 import { describeForgeErrorBody, redact } from './errors';
-import { parseRetryAfter } from './reporter';
 
 describe('describeForgeErrorBody', () => {
   it('reads GitHub validation errors', () => {
@@ -36,14 +35,5 @@ describe('redact', () => {
   it('blanks every occurrence of the secret', () => {
     expect(redact('a tok b tok', 'tok')).toBe('a *** b ***');
     expect(redact('nothing', '')).toBe('nothing');
-  });
-});
-
-describe('parseRetryAfter', () => {
-  it('reads seconds and HTTP dates', () => {
-    expect(parseRetryAfter('3')).toBe(3000);
-    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6000);
-    expect(parseRetryAfter('soon')).toBeUndefined();
-    expect(parseRetryAfter(null)).toBeUndefined();
   });
 });

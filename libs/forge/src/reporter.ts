@@ -1,6 +1,7 @@
 import { ForgeStatusError, describeForgeErrorBody, redact } from './errors';
 import { type StatusRequest, buildStatusRequest } from './requests';
 import type { CommitStatus, ForgeTarget } from './types';
+import { jitteredBackoff, parseRetryAfter } from '@farm/http';
 
 /** Options of {@link ForgeStatusReporter}. */
 export interface ForgeStatusReporterOptions {
@@ -173,17 +174,7 @@ function redactError(error: ForgeStatusError, token: string): ForgeStatusError {
 /** Backoff with jitter, or the forge's `Retry-After` when longer; undefined when that is too long to wait. */
 function retryDelay(attempt: number, retryAfterMs?: number): number | undefined {
   if (retryAfterMs !== undefined && retryAfterMs > MAX_WAIT_MS) return undefined;
-  const backoff = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
-  return Math.max(backoff / 2 + Math.random() * (backoff / 2), retryAfterMs ?? 0);
-}
-
-/** `Retry-After` as milliseconds: delay-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  return Math.max(jitteredBackoff(attempt, BASE_DELAY_MS, MAX_DELAY_MS), retryAfterMs ?? 0);
 }
 
 /** GitHub's `x-ratelimit-reset` (epoch seconds) as a delay from now. */

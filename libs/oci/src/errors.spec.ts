@@ -1,4 +1,4 @@
-import { describeErrorBody, errorFromResponse, parseRetryAfter } from './errors';
+import { describeErrorBody, errorFromResponse } from './errors';
 import { retryDelay } from './http';
 
 describe('registry error bodies', () => {
@@ -44,15 +44,6 @@ describe('registry error bodies', () => {
 });
 
 describe('retry timing', () => {
-  it('parses Retry-After seconds and dates', () => {
-    const now = Date.parse('2025-01-01T00:00:00Z');
-    expect(parseRetryAfter('5', now)).toBe(5000);
-    expect(parseRetryAfter('Wed, 01 Jan 2025 00:00:03 GMT', now)).toBe(3000);
-    expect(parseRetryAfter('Tue, 31 Dec 2024 00:00:00 GMT', now)).toBe(0);
-    expect(parseRetryAfter('soon', now)).toBeUndefined();
-    expect(parseRetryAfter(null, now)).toBeUndefined();
-  });
-
   it('backs off exponentially with jitter, and waits at least what the server asked', () => {
     for (let attempt = 0; attempt < 6; attempt++) {
       const delay = retryDelay(attempt);

@@ -1,4 +1,5 @@
 /** Options for {@link RegistryError}. */
+import { parseRetryAfter } from '@farm/http';
 export interface RegistryErrorOptions {
   status?: number;
   code?: string;
@@ -88,13 +89,4 @@ export function errorFromResponse(
     retryable: isRetryableStatus(status),
     retryAfterMs: parseRetryAfter(headers.get('retry-after')),
   });
-}
-
-/** `Retry-After` as milliseconds: either delay-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

@@ -1,4 +1,5 @@
 import { RegistryError } from './errors';
+import { jitteredBackoff } from '@farm/http';
 
 /** Aborts a request after `ms` without progress; every chunk sent or received is progress. */
 export class IdleTimer {
@@ -48,8 +49,7 @@ const MAX_RETRY_AFTER_MS = 60_000;
 
 /** Exponential backoff with jitter; a `Retry-After` from the server wins when longer. */
 export function retryDelay(attempt: number, retryAfterMs?: number): number {
-  const backoff = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
-  const jittered = backoff / 2 + Math.random() * (backoff / 2);
+  const jittered = jitteredBackoff(attempt, BASE_DELAY_MS, MAX_DELAY_MS);
   return Math.max(jittered, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
 }
 
