@@ -16,7 +16,6 @@ import { AgentsService } from './agents/agents.service';
 import { HealthController } from './health/health.controller';
 import { FarmMetrics } from './metrics/farm-metrics';
 import { MetricsController } from './metrics/metrics.controller';
-import { MetricsQueries } from './metrics/metrics.queries';
 import { HooksController } from './hooks/hooks.controller';
 import { HooksService } from './hooks/hooks.service';
 import { ProjectsController } from './projects/projects.controller';
@@ -67,7 +66,6 @@ export class AppModule {
         ProjectsService,
         HooksService,
         AgentsService,
-        MetricsQueries,
         FarmMetrics,
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: ErrorFilter },

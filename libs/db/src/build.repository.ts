@@ -90,8 +90,8 @@ export class BuildRepository {
     await this.prisma.build.deleteMany({ where: { id } });
   }
 
-  async markEnqueued(id: string, db: Db = this.prisma): Promise<void> {
-    await db.build.update({ where: { id }, data: { enqueuedAt: new Date() } });
+  async markEnqueued(id: string): Promise<void> {
+    await this.prisma.build.update({ where: { id }, data: { enqueuedAt: new Date() } });
   }
 
   async find(id: string): Promise<BuildWithPlatforms | null> {

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { PrismaService } from './prisma.service';
 import { BuildRepository } from './build.repository';
+import { MetricsRepository } from './metrics.repository';
 import { ProjectRepository } from './project.repository';
 
 /** Provides PrismaService and the repositories for one DATABASE_URL. */
@@ -14,8 +15,9 @@ export class DbModule {
         { provide: PrismaService, useFactory: () => new PrismaService(databaseUrl) },
         BuildRepository,
         ProjectRepository,
+        MetricsRepository,
       ],
-      exports: [PrismaService, BuildRepository, ProjectRepository],
+      exports: [PrismaService, BuildRepository, ProjectRepository, MetricsRepository],
     };
   }
 }

@@ -1,6 +1,7 @@
 export * from './prisma.service';
 export * from './build.repository';
 export * from './project.repository';
+export * from './metrics.repository';
 export * from './db.module';
 export {
   applyMigrations,

@@ -125,11 +125,6 @@ export class ProjectRepository {
     };
   }
 
-  /** Records a delivery that was answered without building (bad JSON, ...); replays are ignored. */
-  async recordDelivery(delivery: NewDelivery, answer: DeliveryAnswer): Promise<void> {
-    await this.recordDeliveryOnce(delivery, () => Promise.resolve(answer));
-  }
-
   async listDeliveries(projectId: string, limit: number): Promise<Delivery[]> {
     return this.prisma.delivery.findMany({
       where: { projectId },

@@ -1,13 +1,7 @@
 import type { Metric, MetricValueWithName, Registry } from 'prom-client';
+import type { BucketRow } from '@farm/db';
 
-/** How many observations of one label set fell into one bucket, and their sum. */
-export interface BucketRow {
-  labels: Record<string, string>;
-  /** Index of the first upper bound the value does not exceed (`bounds.length`: only +Inf). */
-  bucket: number;
-  count: number;
-  sum: number;
-}
+export type { BucketRow };
 
 /** Bucket upper bounds, in seconds, for the farm's histograms. */
 export const DURATION_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];

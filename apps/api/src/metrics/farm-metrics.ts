@@ -3,12 +3,12 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { ApiConfig } from '@farm/config';
+import { MetricsRepository } from '@farm/db';
 import { BUILD_STATUSES } from '@farm/domain';
 import { agentQueueNames, agentStatus, buildQueueName, readPresences, type AgentStatus } from '@farm/queue';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, REDIS } from '../tokens';
 import { DURATION_BUCKETS, LATENCY_BUCKETS, registerComputedHistogram, WAIT_BUCKETS } from './computed-histogram';
-import { MetricsQueries } from './metrics.queries';
 
 const AGENT_STATUSES: readonly AgentStatus[] = ['online', 'draining', 'offline'];
 
@@ -26,7 +26,7 @@ export class FarmMetrics implements OnApplicationShutdown {
   private readonly queues = new Map<string, Queue>();
 
   constructor(
-    private readonly queries: MetricsQueries,
+    private readonly queries: MetricsRepository,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {

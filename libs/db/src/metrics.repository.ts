@@ -1,6 +1,14 @@
 import { Injectable } from '@nestjs/common';
-import { PrismaService } from '@farm/db';
-import type { BucketRow } from './computed-histogram';
+import { PrismaService } from './prisma.service';
+
+/** How many observations of one label set fell into one bucket, and their sum. */
+export interface BucketRow {
+  labels: Record<string, string>;
+  /** Index of the first upper bound the value does not exceed (`bounds.length`: only +Inf). */
+  bucket: number;
+  count: number;
+  sum: number;
+}
 
 interface BucketSql {
   platform?: string;
@@ -37,7 +45,7 @@ function negated(bounds: readonly number[]): number[] {
  * `value <= le`, as Prometheus counts (computed with width_bucket, see negated()).
  */
 @Injectable()
-export class MetricsQueries {
+export class MetricsRepository {
   constructor(private readonly prisma: PrismaService) {}
 
   async buildsByStatus(): Promise<{ status: string; count: number }[]> {
