@@ -26,6 +26,7 @@ import { startRegistry } from '../test/helpers/registry';
 import { forgeHeaders } from '../test/helpers/webhooks';
 import { describeMachine, type MachineInfo } from './lib/machine';
 import { percentile } from './lib/stats';
+import { positive } from './lib/args';
 
 const TARGET_P99_MS = 100;
 const WARMUP = 50;
@@ -426,12 +427,6 @@ function renderReport(results: HookResults): string {
 function verdictLine(results: HookResults): string {
   const { text, p99 } = verdict(results);
   return `sequential hook p99 = ${p99 === undefined ? '-' : `${fixed(p99)} ms`} (target < ${TARGET_P99_MS} ms): ${text}`;
-}
-
-function positive(value: string | undefined, name: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number <= 0) throw new Error(`${name} must be a positive whole number`);
-  return number;
 }
 
 main().then(

@@ -22,6 +22,7 @@ import { FarmClient, type FarmRun } from './lib/farm-run';
 import { describeMachine } from './lib/machine';
 import { renderReport, verdictLine, type BenchResults } from './lib/report';
 import { ms } from './lib/stats';
+import { positive } from './lib/args';
 
 const PLATFORMS = ['linux/amd64', 'linux/arm64'];
 const TARGET_RATIO = 1.15;
@@ -185,12 +186,6 @@ async function main(): Promise<void> {
   } finally {
     await cleanUp();
   }
-}
-
-function positive(value: string | undefined, name: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number <= 0) throw new Error(`${name} must be a positive whole number`);
-  return number;
 }
 
 main().then(

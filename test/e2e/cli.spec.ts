@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { repositoryRoot } from '../../scripts/lib/repository-root';
 import { pushBusyboxBase } from '../helpers/base-images';
+import { archDockerfile, failingOnArm64Dockerfile } from '../helpers/dockerfiles';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startFarm, waitFor, type TestFarm } from '../helpers/farm';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
@@ -85,18 +86,10 @@ beforeAll(async () => {
   [registry, database] = await Promise.all([startRegistry(), createTestDatabase()]);
   const base = await pushBusyboxBase(registry.host);
   origin = await createGitRepo({
-    Dockerfile: `FROM ${base}\nRUN uname -m > /arch\nCOPY hello.txt /hello.txt\n`,
+    Dockerfile: archDockerfile(base),
     'hello.txt': 'hello from the farm CLI\n',
-    // A context of its own in a subdirectory; only the arm64 stage fails.
-    'failing/Dockerfile': [
-      'ARG TARGETARCH',
-      `FROM ${base} AS build-amd64`,
-      'RUN echo building for amd64',
-      `FROM ${base} AS build-arm64`,
-      'RUN echo about to fail on arm64 && false',
-      'FROM build-${TARGETARCH}',
-      '',
-    ].join('\n'),
+    // A context of its own in a subdirectory.
+    'failing/Dockerfile': failingOnArm64Dockerfile(base),
   });
   workDir = await mkdtemp(join(tmpdir(), 'farm-cli-'));
   home = join(workDir, 'home');

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { pushBusyboxBase } from '../helpers/base-images';
+import { archDockerfile, failingOnArm64Dockerfile } from '../helpers/dockerfiles';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startFarm, type TestFarm } from '../helpers/farm';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
@@ -23,19 +24,9 @@ beforeAll(async () => {
   [registry, database] = await Promise.all([startRegistry(), createTestDatabase()]);
   const base = await pushBusyboxBase(registry.host);
   repo = await createGitRepo({
-    Dockerfile: `FROM ${base}\nRUN uname -m > /arch\nCOPY hello.txt /hello.txt\n`,
+    Dockerfile: archDockerfile(base),
     'hello.txt': 'hello from the farm\n',
-    // One stage per architecture; only the arm64 one fails.
-    'Dockerfile.fail': [
-      'ARG TARGETARCH',
-      `FROM ${base} AS build-amd64`,
-      'RUN echo building for amd64',
-      `FROM ${base} AS build-arm64`,
-      'RUN echo about to fail on arm64 && false',
-      'FROM build-${TARGETARCH}',
-      'RUN uname -m > /arch',
-      '',
-    ].join('\n'),
+    'Dockerfile.fail': failingOnArm64Dockerfile(base),
   });
   farm = await startFarm({
     databaseUrl: database.url,
