@@ -1,15 +1,24 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { raw } from 'express';
+import { json, raw, type NextFunction, type Request, type Response } from 'express';
 import { ConfigError, loadApiConfig } from '@farm/config';
 import { createLogger, NestLogger, requestLogging } from '@farm/logging';
 import { AppModule } from './app.module';
+import { answerMalformedRequests, requireJsonBodies } from './common/request-shape';
 import { setupDocs } from './docs/docs';
 import { HOOK_BODY_LIMIT } from './hooks/hooks.controller';
 
-/** Request bodies larger than this answer 413 (a build request is a few kB). */
-const BODY_LIMIT = '1mb';
+/** JSON bodies larger than this answer 413: a build or project request is a few kB. */
+const JSON_BODY_LIMIT = '64kb';
+
+/**
+ * Context uploads (`/v1/contexts`) are archives that their handler reads itself, under its
+ * own limit: no JSON parser touches them.
+ */
+function isContextUpload(path: string): boolean {
+  return path === '/v1/contexts' || path.startsWith('/v1/contexts/');
+}
 
 /** Requests about one build (`/v1/builds/<id>/...`) carry its id in every log line. */
 function buildInPath(path: string): { buildId?: string } {
@@ -26,12 +35,17 @@ async function main(): Promise<void> {
   });
   // First, so everything after it logs with the request's id (and build id, see buildInPath).
   app.use(requestLogging(logger, { contextFrom: buildInPath, quietPaths: ['/healthz', '/readyz', '/metrics'] }));
-  // Webhooks get their body raw (signatures cover the exact bytes) and a larger cap; the JSON
-  // parser then leaves those requests alone.
+  // Body limits per route. Webhooks get their body raw (signatures cover the exact bytes) and
+  // a larger cap; the JSON parser then leaves those requests alone, and context uploads too.
   app.use('/v1/projects/:id/hooks', raw({ type: () => true, limit: HOOK_BODY_LIMIT }));
-  app.useBodyParser('json', { limit: BODY_LIMIT });
+  const jsonBody = json({ limit: JSON_BODY_LIMIT });
+  app.use(requireJsonBodies((path) => isContextUpload(path) || /^\/v1\/projects\/[^/]+\/hooks(\/|$)/.test(path)));
+  app.use((request: Request, response: Response, next: NextFunction) =>
+    isContextUpload(request.path) ? next() : jsonBody(request, response, next),
+  );
   app.enableShutdownHooks();
   setupDocs(app);
+  answerMalformedRequests(app.getHttpServer());
   await app.listen(config.port, config.host);
   logger.info(`buildfarm api listening on http://${config.host}:${config.port}`);
 }

@@ -12,8 +12,20 @@ describe('loadApiConfig', () => {
       port: 8080,
       adminToken: token,
       allowFileRepos: false,
+      insecureRegistries: [],
+      rateLimitPerMinute: 60_000,
       logLevel: 'info',
     });
+  });
+
+  test('FARM_CONTEXT_REPOSITORY names the registry repository uploaded contexts go to', () => {
+    const config = loadApiConfig({ FARM_ADMIN_TOKEN: token, FARM_CONTEXT_REPOSITORY: '127.0.0.1:5000/farm/contexts' });
+    expect(config.contextRepository).toEqual({ registry: '127.0.0.1:5000', repository: 'farm/contexts' });
+    for (const bad of ['contexts', 'farm/contexts', '127.0.0.1:5000/', '127.0.0.1:5000/Farm']) {
+      expect(() => loadApiConfig({ FARM_ADMIN_TOKEN: token, FARM_CONTEXT_REPOSITORY: bad })).toThrow(
+        /FARM_CONTEXT_REPOSITORY: must be a registry repository/,
+      );
+    }
   });
 
   test('names every bad variable at once', () => {

@@ -17,12 +17,22 @@ export interface RegistryConfig {
   insecureRegistries: string[];
 }
 
-export interface ApiConfig extends QueueConfig {
+export interface ApiConfig extends QueueConfig, RegistryConfig {
   databaseUrl: string;
+  /**
+   * Where uploaded build contexts (`farm build --upload`) are stored as blobs, e.g.
+   * `registry.example.com/buildfarm/contexts`; agents fetch them from there by digest.
+   * Undefined: this farm takes no uploads.
+   */
+  contextRepository?: { registry: string; repository: string };
   host: string;
   port: number;
   adminToken: string;
   allowFileRepos: boolean;
+  /** Requests each API token (or client address, without one) may make per minute; over it, 429. */
+  rateLimitPerMinute: number;
+  /** FARM_SECRETS_KEY: seals build secrets for the agents (see libs/queue sealed-secrets.ts); none: no build secrets. */
+  secretsKey?: Buffer;
   logLevel: string;
 }
 
@@ -37,6 +47,8 @@ export interface AgentConfig extends QueueConfig, RegistryConfig {
   /** Platforms this host may build under qemu-user emulation (opt-in, always reported). */
   emulatedPlatforms: string[];
   allowFileRepos: boolean;
+  /** Where uploaded build contexts are fetched from by digest (the api's FARM_CONTEXT_REPOSITORY). */
+  contextRepository?: { registry: string; repository: string };
   /** Where the agent keeps work dirs and its buildah storage. */
   stateDir: string;
   concurrency: number;
@@ -46,6 +58,8 @@ export interface AgentConfig extends QueueConfig, RegistryConfig {
   heartbeatTimeoutMs: number;
   /** SSH builder: key and host key pin (the --ssh-* flags override them), remote state dir. */
   ssh: { keyFile?: string; knownHostsFile?: string; hostKey?: string; remoteStateDir: string };
+  /** FARM_SECRETS_KEY, the api's: opens build secrets. Without it, builds with secrets fail. */
+  secretsKey?: Buffer;
   logLevel: string;
 }
 
@@ -76,6 +90,32 @@ function parseRegistryAuth(raw: string): { auths: Record<string, unknown> } {
   return { auths: auths as Record<string, unknown> };
 }
 
+const REGISTRY_HOST = /^(?:localhost|\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*)(?::[0-9]{1,5})?$/;
+const REPOSITORY_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+
+/** `host[:port]/path` of a registry repository, without tag; the host must say it is one (a "." or ":" or localhost). */
+function parseRepository(raw: string): { registry: string; repository: string } {
+  const slash = raw.indexOf('/');
+  const registry = raw.slice(0, slash);
+  const repository = raw.slice(slash + 1);
+  const named = registry === 'localhost' || registry.includes('.') || registry.includes(':');
+  if (slash <= 0 || !named || !REGISTRY_HOST.test(registry) || !REPOSITORY_PATH.test(repository)) {
+    throw new Error(`must be a registry repository such as registry.example.com/buildfarm/contexts, got "${raw}"`);
+  }
+  return { registry, repository };
+}
+
+/** FARM_SECRETS_KEY: 32 random bytes as 64 hex digits or base64 (`openssl rand -hex 32`). */
+function parseSecretsKey(raw: string): Buffer {
+  const text = raw.trim();
+  const hex = /^[0-9a-fA-F]{64}$/.test(text);
+  const key = Buffer.from(text, hex ? 'hex' : 'base64');
+  if (key.length !== 32 || (!hex && key.toString('base64') !== text)) {
+    throw new Error('must be 32 random bytes as 64 hex digits or base64 (openssl rand -hex 32)');
+  }
+  return key;
+}
+
 function registryConfig(read: EnvReader): RegistryConfig {
   return {
     registryAuth: read.parsed('FARM_REGISTRY_AUTH', read.optional('FARM_REGISTRY_AUTH'), parseRegistryAuth),
@@ -104,6 +144,15 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     port: read.integer('PORT', 8080, 0, 65535),
     adminToken,
     allowFileRepos: read.boolean('FARM_ALLOW_FILE_REPOS', false),
+    ...registryConfig(read),
+    contextRepository: read.parsed(
+      'FARM_CONTEXT_REPOSITORY',
+      read.optional('FARM_CONTEXT_REPOSITORY'),
+      parseRepository,
+    ),
+    // Generous (1,000 a second): a CI fleet sharing one token and the API load bench stay under it.
+    rateLimitPerMinute: read.integer('FARM_RATE_LIMIT_PER_MINUTE', 60_000, 1, 10_000_000),
+    secretsKey: read.parsed('FARM_SECRETS_KEY', read.optional('FARM_SECRETS_KEY'), parseSecretsKey),
     logLevel: logLevel(read),
   };
   read.done();
@@ -134,6 +183,11 @@ export function loadAgentConfig(env: Env = process.env): AgentConfig {
     ...registryConfig(read),
     emulatedPlatforms: read.list('FARM_EMULATED_PLATFORMS'),
     allowFileRepos: read.boolean('FARM_ALLOW_FILE_REPOS', false),
+    contextRepository: read.parsed(
+      'FARM_CONTEXT_REPOSITORY',
+      read.optional('FARM_CONTEXT_REPOSITORY'),
+      parseRepository,
+    ),
     stateDir: read.string('FARM_STATE_DIR', '/var/lib/buildfarm'),
     concurrency: read.integer('FARM_AGENT_CONCURRENCY', 1, 1, 64),
     drainGraceMs: read.integer('FARM_DRAIN_GRACE_SECONDS', 600, 0, 86_400) * 1000,
@@ -144,6 +198,7 @@ export function loadAgentConfig(env: Env = process.env): AgentConfig {
       hostKey: read.optional('FARM_SSH_HOST_KEY'),
       remoteStateDir: read.string('FARM_SSH_STATE_DIR', '/var/lib/buildfarm-ssh'),
     },
+    secretsKey: read.parsed('FARM_SECRETS_KEY', read.optional('FARM_SECRETS_KEY'), parseSecretsKey),
     logLevel: logLevel(read),
   };
   read.done();

@@ -19,8 +19,18 @@ export interface OverduePlatform {
   platform: string;
   requires: string[];
   scheduleTimeout: number;
+  /** The build's run (its job ids depend on it). */
+  retries: number;
+}
+
+/** What a retry reruns: the new run's number and the platforms that had not succeeded. */
+export interface RetriedRun {
+  retry: number;
+  platforms: string[];
 }
 export type BuildWithPlatforms = Build & { platforms: PlatformBuild[] };
+/** A build with its platforms but not their archived logs (up to 1 MiB each). */
+export type BuildSummary = Build & { platforms: Omit<PlatformBuild, 'log'>[] };
 
 export interface NewBuild {
   id: string;
@@ -29,15 +39,22 @@ export interface NewBuild {
   commit: string;
   dockerfile: string;
   context: string;
+  /** The uploaded context archive built instead of a commit (repo and commit are then empty). */
+  contextDigest?: string | null;
   target: string | null;
   tags: string[];
   buildArgs: Record<string, string>;
+  /** Build secrets sealed with FARM_SECRETS_KEY (libs/queue sealed-secrets.ts), never in clear. */
+  secrets?: string | null;
   labels: Record<string, string>;
   platforms: string[];
+  /** Idempotency-Key and the hash of the request sent with it (see createOnce). */
   idempotencyKey?: string;
+  idempotencyHash?: string;
   projectId?: string;
   requires?: string[];
   scheduleTimeout?: number | null;
+  noCache?: boolean;
   /** Set at creation when the flow is added in the same transaction. */
   enqueuedAt?: Date;
 }
@@ -70,6 +87,12 @@ export interface PlatformOutcome {
 const withPlatforms = { platforms: { orderBy: { position: 'asc' } } } satisfies Prisma.BuildInclude;
 const ENDED: BuildStatus[] = ['succeeded', 'failed', 'canceled'];
 const WAITING: PlatformStatus[] = ['queued', 'unschedulable'];
+/**
+ * How long an idempotency key stays bound to the build it created; after that the key may name
+ * a new build (the api releases it when it is used again, the coordinator's reconciler sweeps).
+ */
+export const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Builds and their platforms. State changes are guarded in SQL so replays and races are harmless. */
 @Injectable()
@@ -90,8 +113,89 @@ export class BuildRepository {
     await this.prisma.build.deleteMany({ where: { id } });
   }
 
+  /** The build's flow exists. A no-op for a build deleted meanwhile (its enqueue failed). */
   async markEnqueued(id: string): Promise<void> {
-    await this.prisma.build.update({ where: { id }, data: { enqueuedAt: new Date() } });
+    await this.prisma.build.updateMany({ where: { id }, data: { enqueuedAt: new Date() } });
+  }
+
+  /**
+   * Creates a build and runs `enqueue` before the transaction commits: the row is never seen
+   * without its flow, and a failed enqueue leaves nothing stored. One commit instead of an
+   * insert, then an update once the flow exists.
+   */
+  async createQueued(build: NewBuild, enqueue: () => Promise<void>): Promise<BuildWithPlatforms> {
+    return this.prisma.$transaction(async (tx) => {
+      const created = await this.create({ ...build, enqueuedAt: new Date() }, tx);
+      await enqueue();
+      return created;
+    });
+  }
+
+  /**
+   * Creates a build that carries an idempotency key, once: the row is inserted inside a
+   * transaction that then runs `enqueue`, so a concurrent insert of the same key waits on the
+   * unique index until this transaction ends, then fails and finds the committed build (which
+   * is complete and queued by then). No check-then-insert. Returns undefined when the key was
+   * taken (the caller looks the holder up with findByIdempotencyKey).
+   */
+  async createOnce(
+    build: NewBuild & { idempotencyKey: string; idempotencyHash: string },
+    enqueue: () => Promise<void>,
+  ): Promise<BuildWithPlatforms | undefined> {
+    try {
+      return await this.createQueued(build, enqueue);
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * The build created under this idempotency key, if the key is still live. A key older than
+   * `expiredBefore` is released instead, so a new request may use it.
+   */
+  async findByIdempotencyKey(key: string, expiredBefore: Date): Promise<BuildWithPlatforms | null> {
+    const build = await this.prisma.build.findUnique({ where: { idempotencyKey: key }, include: withPlatforms });
+    if (!build || build.createdAt >= expiredBefore) return build;
+    await this.releaseIdempotencyKeys(expiredBefore, key);
+    return null;
+  }
+
+  /** Forgets idempotency keys used before `expiredBefore` (all of them, or just `key`). */
+  async releaseIdempotencyKeys(expiredBefore: Date, key?: string): Promise<number> {
+    const { count } = await this.prisma.build.updateMany({
+      where: { idempotencyKey: key ?? { not: null }, createdAt: { lt: expiredBefore } },
+      data: { idempotencyKey: null, idempotencyHash: null },
+    });
+    return count;
+  }
+
+  /** Builds accepted before `before` whose flow was never confirmed added (e.g. the api crashed). */
+  async unenqueued(before: Date, limit: number): Promise<BuildSummary[]> {
+    return this.prisma.build.findMany({
+      where: { enqueuedAt: null, status: 'queued', createdAt: { lt: before } },
+      include: { platforms: { orderBy: { position: 'asc' }, omit: { log: true } } },
+      orderBy: { createdAt: 'asc' },
+      take: limit,
+    });
+  }
+
+  /** Enqueued builds, accepted before `before`, that have not ended: oldest first. */
+  async unfinished(before: Date, limit: number): Promise<BuildSummary[]> {
+    return this.prisma.build.findMany({
+      where: { enqueuedAt: { not: null }, status: { notIn: ENDED }, createdAt: { lt: before } },
+      include: { platforms: { orderBy: { position: 'asc' }, omit: { log: true } } },
+      orderBy: { createdAt: 'asc' },
+      take: limit,
+    });
+  }
+
+  /** Which of these ids have a build row. */
+  async existingIds(ids: string[]): Promise<Set<string>> {
+    const uuids = ids.filter((id) => UUID.test(id));
+    if (uuids.length === 0) return new Set();
+    const rows = await this.prisma.build.findMany({ where: { id: { in: uuids } }, select: { id: true } });
+    return new Set(rows.map((row) => row.id));
   }
 
   async find(id: string): Promise<BuildWithPlatforms | null> {
@@ -124,15 +228,21 @@ export class BuildRepository {
     });
   }
 
-  /** An agent began an attempt: the platform (and the build, if still queued) is running. */
+  /**
+   * An agent began an attempt: the platform (and the build, if still queued) is running.
+   * With `retry`, only while the build is in that run (a job of an earlier run changes nothing).
+   * Resolves with whether the platform changed.
+   */
   async platformStarted(
     buildId: string,
     platform: string,
     started: { agent: string; emulated: boolean; attempt: number; at: Date },
-  ): Promise<void> {
-    await this.prisma.$transaction([
+    retry?: number,
+  ): Promise<boolean> {
+    const run = retry === undefined ? undefined : { retries: retry };
+    const [{ count }] = await this.prisma.$transaction([
       this.prisma.platformBuild.updateMany({
-        where: { buildId, platform, status: { in: [...WAITING, 'running'] } },
+        where: { buildId, platform, status: { in: [...WAITING, 'running'] }, build: run },
         data: {
           status: 'running',
           agent: started.agent,
@@ -144,16 +254,25 @@ export class BuildRepository {
         },
       }),
       this.prisma.build.updateMany({
-        where: { id: buildId, status: 'queued' },
+        where: { id: buildId, status: 'queued', ...run },
         data: { status: 'running', startedAt: started.at },
       }),
     ]);
+    return count > 0;
   }
 
-  /** A platform ended for good. Never overwrites an already ended platform. */
-  async platformEnded(buildId: string, platform: string, outcome: PlatformOutcome): Promise<void> {
-    await this.prisma.platformBuild.updateMany({
-      where: { buildId, platform, status: { notIn: ENDED } },
+  /**
+   * A platform ended for good. Never overwrites an already ended platform, nor (with `retry`)
+   * one of a later run. Resolves with whether the platform changed.
+   */
+  async platformEnded(buildId: string, platform: string, outcome: PlatformOutcome, retry?: number): Promise<boolean> {
+    const { count } = await this.prisma.platformBuild.updateMany({
+      where: {
+        buildId,
+        platform,
+        status: { notIn: ENDED },
+        build: retry === undefined ? undefined : { retries: retry },
+      },
       data: {
         status: outcome.status,
         digest: outcome.digest,
@@ -168,6 +287,106 @@ export class BuildRepository {
         finishedAt: outcome.finishedAt,
       },
     });
+    return count > 0;
+  }
+
+  /** The log of a platform canceled while it ran, which its agent flushed after the cancel. */
+  async archiveCanceledLog(buildId: string, platform: string, log: string, logTail?: string): Promise<void> {
+    await this.prisma.platformBuild.updateMany({
+      where: { buildId, platform, status: 'canceled', log: null },
+      data: { log, logTail },
+    });
+  }
+
+  /**
+   * Cancels a queued or running build of run `retry` and its platforms that have not ended,
+   * unless the coordinator has begun publishing it. Resolves with the platforms it canceled,
+   * or undefined when the build was not cancelable (any more).
+   */
+  async cancel(id: string, retry: number): Promise<string[] | undefined> {
+    const now = new Date();
+    return this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.build.updateMany({
+        where: { id, retries: retry, status: { in: ['queued', 'running'] }, publishingAt: null },
+        data: { status: 'canceled', finishedAt: now },
+      });
+      if (count === 0) return undefined;
+      await tx.build.updateMany({ where: { id, startedAt: null }, data: { startedAt: now } });
+      const platforms = await tx.platformBuild.findMany({
+        where: { buildId: id, status: { notIn: ENDED } },
+        select: { platform: true },
+        orderBy: { position: 'asc' },
+      });
+      await tx.platformBuild.updateMany({
+        where: { buildId: id, status: { notIn: ENDED } },
+        data: { status: 'canceled', statusReason: null, finishedAt: now },
+      });
+      return platforms.map((p) => p.platform);
+    });
+  }
+
+  /**
+   * Starts the next run of a failed or canceled build that is in run `retry`: the build is
+   * queued again and every platform that did not succeed is reset to queued; succeeded ones
+   * keep their digests for the new index. `enqueue` adds the run's flow inside the
+   * transaction, so a failure to enqueue leaves the build as it was. Resolves with the new run,
+   * or undefined when the build was not retryable (any more: a concurrent retry won).
+   */
+  async retry(id: string, retry: number, enqueue: (run: RetriedRun) => Promise<void>): Promise<RetriedRun | undefined> {
+    return this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.build.updateMany({
+        where: { id, retries: retry, status: { in: ['failed', 'canceled'] } },
+        data: {
+          status: 'queued',
+          retries: retry + 1,
+          retriedAt: new Date(),
+          digest: null,
+          mediaType: null,
+          error: null,
+          finishedAt: null,
+          publishingAt: null,
+        },
+      });
+      if (count === 0) return undefined;
+      const rerun = await tx.platformBuild.findMany({
+        where: { buildId: id, status: { not: 'succeeded' } },
+        select: { platform: true },
+        orderBy: { position: 'asc' },
+      });
+      await tx.platformBuild.updateMany({
+        where: { buildId: id, status: { not: 'succeeded' } },
+        data: {
+          status: 'queued',
+          statusReason: null,
+          digest: null,
+          mediaType: null,
+          size: null,
+          agent: null,
+          emulated: false,
+          attempts: 0,
+          error: null,
+          logTail: null,
+          log: null,
+          startedAt: null,
+          finishedAt: null,
+        },
+      });
+      const run = { retry: retry + 1, platforms: rerun.map((p) => p.platform) };
+      await enqueue(run);
+      return run;
+    });
+  }
+
+  /**
+   * The coordinator begins publishing run `retry` of a build that has not ended: from now on a
+   * cancel is refused. False when the build ended (canceled) or moved on to another run.
+   */
+  async claimPublish(id: string, retry: number): Promise<boolean> {
+    const { count } = await this.prisma.build.updateMany({
+      where: { id, retries: retry, status: { notIn: ENDED } },
+      data: { publishingAt: new Date() },
+    });
+    return count > 0;
   }
 
   /** A project's latest build of this ref at this commit that has not failed, if any. */
@@ -210,29 +429,35 @@ export class BuildRepository {
   /** Waiting platforms of builds whose scheduleTimeout (seconds since creation) has passed. */
   async overduePlatforms(): Promise<OverduePlatform[]> {
     const rows = await this.prisma.$queryRaw<OverduePlatform[]>`
-      SELECT pb."buildId"::text AS "buildId", pb."platform", b."requires", b."scheduleTimeout"
+      SELECT pb."buildId"::text AS "buildId", pb."platform", b."requires", b."scheduleTimeout", b."retries"
       FROM "PlatformBuild" pb JOIN "Build" b ON b."id" = pb."buildId"
       WHERE pb."status" IN ('queued', 'unschedulable') AND b."scheduleTimeout" IS NOT NULL
-        AND b."createdAt" + make_interval(secs => b."scheduleTimeout") < now()`;
+        AND coalesce(b."retriedAt", b."createdAt") + make_interval(secs => b."scheduleTimeout") < now()`;
     return rows.map((row) => ({ ...row, requires: row.requires ?? [] }));
   }
 
   /** Attempts only grow: events and the publish job may report them in any order. */
-  async noteAttempt(buildId: string, platform: string, attempt: number): Promise<void> {
+  async noteAttempt(buildId: string, platform: string, attempt: number, retry?: number): Promise<void> {
     await this.prisma.platformBuild.updateMany({
-      where: { buildId, platform, attempts: { lt: attempt } },
+      where: {
+        buildId,
+        platform,
+        attempts: { lt: attempt },
+        build: retry === undefined ? undefined : { retries: retry },
+      },
       data: { attempts: attempt },
     });
   }
 
-  /** The build ended: published (digest), failed or canceled. */
+  /** The build ended: published (digest), failed or canceled; with `retry`, only in that run. */
   async finish(
     id: string,
     outcome: { status: BuildStatus; digest?: string; mediaType?: string; error?: string },
+    retry?: number,
   ): Promise<void> {
     const now = new Date();
     await this.prisma.build.updateMany({
-      where: { id, status: { notIn: ENDED } },
+      where: { id, status: { notIn: ENDED }, ...(retry === undefined ? {} : { retries: retry }) },
       data: { ...outcome, finishedAt: now },
     });
     // A build that failed before any agent picked it up still gets a start time.

@@ -3,6 +3,7 @@ import { PrismaService } from './prisma.service';
 import { BuildRepository } from './build.repository';
 import { MetricsRepository } from './metrics.repository';
 import { ProjectRepository } from './project.repository';
+import { TokenRepository } from './token.repository';
 
 /** Provides PrismaService and the repositories for one DATABASE_URL. */
 @Module({})
@@ -16,8 +17,9 @@ export class DbModule {
         BuildRepository,
         ProjectRepository,
         MetricsRepository,
+        TokenRepository,
       ],
-      exports: [PrismaService, BuildRepository, ProjectRepository, MetricsRepository],
+      exports: [PrismaService, BuildRepository, ProjectRepository, MetricsRepository, TokenRepository],
     };
   }
 }

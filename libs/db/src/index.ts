@@ -2,7 +2,9 @@ export * from './prisma.service';
 export * from './build.repository';
 export * from './project.repository';
 export * from './metrics.repository';
+export * from './token.repository';
 export * from './db.module';
+export { isDatabaseUnavailable } from './errors';
 export {
   applyMigrations,
   migrationChecksum,

@@ -9,7 +9,9 @@ import { PrismaClient } from './generated/client';
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleDestroy {
   constructor(databaseUrl: string) {
-    super({ adapter: new PrismaPg({ connectionString: databaseUrl }) });
+    // A server that drops packets instead of refusing must not hold requests forever: after 5 s
+    // the connect fails as "unavailable" (503, or a worker waiting for the database).
+    super({ adapter: new PrismaPg({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 }) });
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -1,5 +1,6 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Response } from 'express';
+import { isDatabaseUnavailable } from '@farm/db';
 import { ApiError, type ErrorCode } from './api-error';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
@@ -13,6 +14,12 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   429: 'too_many_requests',
   503: 'unavailable',
 };
+
+/**
+ * What a client is told to wait before retrying a 503 that gives no time itself: PostgreSQL or
+ * Redis coming back (a restart, a failover) takes seconds.
+ */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 /** Errors thrown by body-parser (malformed JSON, body too large) carry a status and a type. */
 interface BodyParserError {
@@ -35,11 +42,18 @@ export class ErrorFilter implements ExceptionFilter {
       response.end();
       return;
     }
+    if (error.code === 'unavailable' && !response.getHeader('retry-after')) {
+      response.setHeader('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+    }
     response.status(error.getStatus()).json(error.body());
   }
 
   private toApiError(exception: unknown): ApiError {
     if (exception instanceof ApiError) return exception;
+    // PostgreSQL down or restarting is the farm's outage, not a bug: 503, the client may retry.
+    if (isDatabaseUnavailable(exception)) {
+      return new ApiError('unavailable', 'the database is unavailable; try again shortly');
+    }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       return new ApiError(CODE_BY_STATUS[status] ?? 'internal', this.httpMessage(exception));

@@ -57,7 +57,16 @@ export function setupDocs(app: INestApplication): void {
         'the results published as one OCI image index under the requested tags.',
     )
     .setVersion('v1')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'FARM_ADMIN_TOKEN' }, BEARER)
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'FARM_ADMIN_TOKEN, or an API token from POST /v1/tokens. Each operation lists the scopes it ' +
+          'needs in x-farm-scopes (admin grants all of them).',
+      },
+      BEARER,
+    )
     .addGlobalResponse({ status: 'default', description: 'Any error', type: ApiErrorResponse })
     .build();
   const document = SwaggerModule.createDocument(app, config);

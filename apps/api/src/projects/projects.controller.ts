@@ -1,9 +1,15 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { Scopes } from '../common/auth.guard';
 import { CreateProjectDto, ListDeliveriesQuery, UpdateProjectDto } from './project.dto';
 import { ProjectsService } from './projects.service';
 import type { DeliveryView, ProjectView } from './project.view';
 
+/**
+ * Every route, reads included, needs projects:admin: a project is configuration, and its
+ * deliveries tell who pushed what.
+ */
 @Controller('v1/projects')
+@Scopes('projects:admin')
 export class ProjectsController {
   constructor(private readonly projects: ProjectsService) {}
 

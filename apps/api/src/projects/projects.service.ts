@@ -93,6 +93,8 @@ export class ProjectsService {
     if (dto.forge && !forgeApiUrl) {
       throw new ApiError('invalid_request', `forgeApiUrl is required for ${dto.forge} (self-hosted)`, 'forgeApiUrl');
     }
+    // Checked even without a forge: a bad URL is refused rather than silently dropped.
+    if (dto.forgeApiUrl !== undefined) check('forgeApiUrl', () => this.httpUrl(dto.forgeApiUrl as string));
     if (forgeApiUrl) check('forgeApiUrl', () => this.httpUrl(forgeApiUrl));
     return {
       name: dto.name,

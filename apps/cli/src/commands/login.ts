@@ -21,10 +21,11 @@ export async function login(argv: string[], ctx: CliContext): Promise<number> {
   try {
     await new FarmClient(url, token).listBuilds({ limit: 1 });
   } catch (error) {
-    if (error instanceof FarmApiError && (error.status === 401 || error.status === 403)) {
+    if (error instanceof FarmApiError && error.status === 401) {
       throw new CliError(`the farm at ${url} refused this token`);
     }
-    throw error;
+    // 403: the farm knows the token, which just lacks builds:read (e.g. a projects:admin token).
+    if (!(error instanceof FarmApiError && error.status === 403)) throw error;
   }
   try {
     await saveCredentials(ctx.env, { url, token });
