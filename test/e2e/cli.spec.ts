@@ -245,7 +245,7 @@ test('the live view redraws one line per platform in place on a terminal', async
 
 test('farm build --json, then builds, show, logs and agents read the farm (human and --json)', async () => {
   const tag = `${registry.host}/cli/read:1`;
-  const built = await farmCli(['build', '--json', '-t', tag, '--platform', 'linux/arm64,linux/amd64'], {
+  const built = await farmCli(['build', '--json', '--no-cache', '-t', tag, '--platform', 'linux/arm64,linux/amd64'], {
     env: farmEnv(),
   });
   expectExit(built, 0);
@@ -292,9 +292,76 @@ test('farm build --json, then builds, show, logs and agents read the farm (human
   ).toEqual(['native-amd64', 'qemu-arm64']);
 });
 
+test('farm retry reruns only the failed platform, follows it live and exits 1 when it fails again', async () => {
+  const tag = `${registry.host}/cli/retry:1`;
+  const first = await farmCli(['build', 'failing', '-t', tag, '--platform', 'linux/amd64,linux/arm64', '--no-wait'], {
+    env: farmEnv(),
+  });
+  expectExit(first, 0);
+  const id = first.stdout.trim();
+  const failed = await farm.waitForBuild(id);
+  expect(failed.status).toBe('failed');
+
+  const cancel = await farmCli(['cancel', id], { env: farmEnv() });
+  expectExit(cancel, 2);
+  expect(cancel.stderr).toMatch(/^farm cancel: build .* is failed: only a queued or running build can be canceled$/m);
+
+  // The same commit fails on arm64 again: the retry ends failed, amd64 kept as it was.
+  const retried = await farmCli(['retry', id], { env: farmEnv() });
+  expectExit(retried, 1);
+  expect(retried.stdout).toContain(`retry 1 of build ${id}: rebuilding linux/arm64; reusing linux/amd64\n`);
+  expect(retried.stdout).toMatch(/^linux\/amd64 +succeeded /m);
+  expect(retried.stdout).toMatch(/^linux\/arm64 +failed +.*on qemu-arm64 \(emulated\)/m);
+  expect(retried.stderr).toContain('about to fail on arm64');
+  const after = (await farm.request('GET', `/v1/builds/${id}`)).body;
+  expect(after).toMatchObject({ status: 'failed', retries: 1 });
+  expect(after.platforms[0].digest).toBe(failed.platforms[0].digest);
+
+  const json = await farmCli(['retry', id, '--json', '--no-wait'], { env: farmEnv() });
+  expectExit(json, 0);
+  expect(JSON.parse(json.stdout)).toMatchObject({ id, status: 'queued', retries: 2 });
+  await farm.waitForBuild(id, (b) => b.finishedAt !== null);
+});
+
+test('farm cancel stops a queued build (human and --json); a build that cannot be canceled exits 2', async () => {
+  // No agent serves linux/s390x: the build waits until canceled.
+  const submit = () =>
+    farmCli(['build', '--no-wait', '-t', `${registry.host}/cli/cancel:1`, '--platform', 'linux/s390x'], {
+      env: farmEnv(),
+    });
+  const first = await submit();
+  expectExit(first, 0);
+  const id = first.stdout.trim();
+  const canceled = await farmCli(['cancel', id], { env: farmEnv() });
+  expectExit(canceled, 0);
+  expect(canceled.stdout).toBe(`build ${id} canceled: linux/s390x stopped\n`);
+  expect((await farm.request('GET', `/v1/builds/${id}`)).body.status).toBe('canceled');
+
+  const second = (await submit()).stdout.trim();
+  const json = await farmCli(['cancel', second, '--json'], { env: farmEnv() });
+  expectExit(json, 0);
+  expect(JSON.parse(json.stdout)).toMatchObject({
+    id: second,
+    status: 'canceled',
+    platforms: [{ status: 'canceled' }],
+  });
+
+  const unknown = await farmCli(['cancel', '00000000-0000-4000-8000-000000000000'], { env: farmEnv() });
+  expectExit(unknown, 2);
+  expect(unknown.stderr).toContain('build 00000000-0000-4000-8000-000000000000 not found');
+});
+
 test('farm build --no-wait prints the id; farm logs -f follows the build to its end', async () => {
   const submitted = await farmCli(
-    ['build', '--no-wait', '-t', `${registry.host}/cli/follow:1`, '--platform', 'linux/amd64,linux/arm64'],
+    [
+      'build',
+      '--no-wait',
+      '--no-cache',
+      '-t',
+      `${registry.host}/cli/follow:1`,
+      '--platform',
+      'linux/amd64,linux/arm64',
+    ],
     {
       env: farmEnv(),
     },
@@ -346,13 +413,12 @@ describe('usage errors exit 2 with a message', () => {
     ['bad platform', ['build', '-t', 'x/y:1', '--platform', 'linux/x86'], /--platform: /],
     ['bad build arg', ['build', '-t', 'x/y:1', '--build-arg', 'NOVALUE'], /"NOVALUE" is not NAME=VALUE/],
     ['two paths', ['build', '.', 'other', '-t', 'x/y:1'], /unexpected argument "other"/],
-    ['--upload', ['build', '--upload', '-t', 'x/y:1'], /--upload .* not supported yet/],
     ['bad limit', ['builds', '--limit', '0'], /--limit: a number from 1 to 100/],
     ['bad status', ['builds', '--status', 'done'], /--status: one of queued, running/],
     ['show without id', ['show'], /give a build id/],
-    ['cancel', ['cancel', '00000000-0000-4000-8000-000000000000'], /farm cancel: not supported by this farm yet/],
-    ['retry', ['retry', '00000000-0000-4000-8000-000000000000'], /farm retry: not supported by this farm yet/],
-    ['token create', ['token', 'create', '--scope', 'builds'], /farm token: not supported by this farm yet/],
+    ['cancel without id', ['cancel'], /give a build id/],
+    ['retry with two ids', ['retry', 'a', 'b'], /unexpected argument "b"/],
+    ['token create', ['token', 'create', '--scope', 'builds'], /farm token: unknown scope "builds"/],
   ];
   test.each(cases)('%s', async (_name, args, message) => {
     const result = await farmCli(args, { env: farmEnv() });

@@ -139,9 +139,9 @@ test('a two-platform build goes green on its page with live logs, agents and que
   // Both log panes were fed by the SSE stream.
   await waitForText('pre[data-platform="linux/amd64"]', 'uname -m', 10_000);
   await waitForText('pre[data-platform="linux/arm64"]', 'uname -m', 10_000);
-  const cancel = page.getByRole('button', { name: /Cancel/ });
-  expect(await cancel.isDisabled()).toBe(true);
-  expect(await cancel.getAttribute('title')).toBe('not available in this version');
+  // A succeeded build can be neither canceled nor retried.
+  expect(await page.getByRole('button', { name: 'Cancel' }).isDisabled()).toBe(true);
+  expect(await page.getByRole('button', { name: 'Retry' }).isDisabled()).toBe(true);
   await page.screenshot({ path: join(SCREENSHOTS, 'build.png'), fullPage: true });
 
   await page.goto(`${farm.apiUrl}/#/builds`);
@@ -163,5 +163,39 @@ test('a two-platform build goes green on its page with live logs, agents and que
   await page.waitForSelector('#queue tr[data-platform="linux/arm64"]');
   await page.screenshot({ path: join(SCREENSHOTS, 'queue.png'), fullPage: true });
 
+  expect(pageErrors).toEqual([]);
+});
+
+test('the build page cancels a waiting build, then offers to retry it', async () => {
+  // No agent serves linux/s390x: the build waits until it is canceled.
+  const submitted = await farm.request('POST', '/v1/builds', {
+    repo: repo.url,
+    ref: 'main',
+    platforms: ['linux/s390x'],
+    tags: [`${registry.host}/team/dash:waiting`],
+  });
+  expect(submitted.status).toBe(202);
+  const id: string = submitted.body.id;
+  await page.goto(`${farm.apiUrl}/#/builds/${id}`);
+  const cancel = page.getByRole('button', { name: 'Cancel' });
+  const retry = page.getByRole('button', { name: 'Retry' });
+  await waitForText('#build-summary', 'queued', 10_000);
+  await page.waitForSelector('#cancel-build:not([disabled])');
+  expect(await retry.isDisabled()).toBe(true);
+
+  await cancel.click();
+  await waitForText('#build-summary', 'canceled', 10_000);
+  await waitForText('#platforms tr[data-platform="linux/s390x"] td:nth-child(2)', 'canceled', 10_000);
+  expect((await farm.request('GET', `/v1/builds/${id}`)).body.status).toBe('canceled');
+  expect(await cancel.isDisabled()).toBe(true);
+  await page.waitForSelector('#retry-build:not([disabled])');
+  await page.screenshot({ path: join(SCREENSHOTS, 'build-canceled.png'), fullPage: true });
+
+  // Retried, it waits again (still no agent) and can be canceled again.
+  await retry.click();
+  await waitForText('#build-summary', 'Retries', 10_000);
+  expect((await farm.request('GET', `/v1/builds/${id}`)).body).toMatchObject({ status: 'queued', retries: 1 });
+  await page.waitForSelector('#cancel-build:not([disabled])');
+  expect(await page.getByRole('button', { name: 'Retry' }).isDisabled()).toBe(true);
   expect(pageErrors).toEqual([]);
 });

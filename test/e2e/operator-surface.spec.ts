@@ -77,7 +77,10 @@ describe('OpenAPI at /docs', () => {
     const ref = create.requestBody.content['application/json'].schema.$ref;
     expect(ref).toBe('#/components/schemas/CreateBuildDto');
     const schema = document.components.schemas.CreateBuildDto;
-    expect(schema.required).toEqual(expect.arrayContaining(['repo', 'platforms', 'tags']));
+    // repo is required unless contextDigest (an uploaded context) replaces it: checked at validation.
+    expect(schema.required).toEqual(expect.arrayContaining(['platforms', 'tags']));
+    expect(schema.properties.repo).toMatchObject({ type: 'string' });
+    expect(schema.properties.contextDigest).toMatchObject({ type: 'string' });
     expect(schema.required).not.toContain('requires');
     expect(schema.properties.platforms).toMatchObject({ type: 'array', items: { type: 'string' }, minItems: 1 });
     expect(schema.properties.tags).toMatchObject({ type: 'array', items: { type: 'string' } });

@@ -12,6 +12,7 @@ import {
   resolveInCheckout,
   resolveRef,
 } from '@farm/git';
+import { runGit } from '../../libs/git/src/run';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
 
 const local = { allowFile: true };
@@ -214,5 +215,52 @@ describe('git against a server that never answers', () => {
       ),
     ).rejects.toBe(reason);
     await rm(join(tmpdir(), `farm-git-abort-${process.pid}`), { recursive: true, force: true });
+  });
+});
+
+describe('transport and submodule restrictions, below the URL validation', () => {
+  let work: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'farm-git-hardening-'));
+  });
+
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('git itself refuses ext:: and file:// (when not enabled), so a URL that slipped past validation runs nothing', async () => {
+    const marker = join(work, 'pwned');
+    const ext = runGit(['ls-remote', '--', `ext::sh -c touch% ${marker}`], { cwd: work, timeoutMs: 10_000 });
+    await expect(ext).rejects.toThrow(/transport 'ext' not allowed/);
+    const repo = await createGitRepo({ a: 'a' });
+    try {
+      await expect(runGit(['ls-remote', '--', repo.url], { cwd: work, timeoutMs: 10_000 })).rejects.toThrow(
+        /transport 'file' not allowed/,
+      );
+      await expect(runGit(['ls-remote', '--', repo.url], { cwd: work, allowFile: true })).resolves.toContain(
+        repo.commit,
+      );
+    } finally {
+      await repo.remove();
+    }
+    await expect(readdir(work)).resolves.not.toContain('pwned');
+  });
+
+  it('a repository with a submodule is checked out without it', async () => {
+    const inner = await createGitRepo({ 'secret.txt': 'from the submodule' });
+    const outer = await createGitRepo({ Dockerfile: 'FROM scratch\n' });
+    try {
+      await outer.git('-c', 'protocol.file.allow=always', 'submodule', 'add', '--quiet', inner.url, 'vendor');
+      await outer.git('commit', '-q', '-m', 'submodule');
+      const commit = await outer.git('rev-parse', 'HEAD');
+      const dir = join(work, 'with-submodule');
+      await checkoutCommit(outer.url, commit, dir, local);
+      expect(await readFile(join(dir, '.gitmodules'), 'utf8')).toContain(inner.url);
+      // The submodule's directory exists (it is in the tree) but nothing was fetched into it.
+      expect(await readdir(join(dir, 'vendor'))).toEqual([]);
+    } finally {
+      await Promise.all([inner.remove(), outer.remove()]);
+    }
   });
 });

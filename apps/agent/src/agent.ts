@@ -3,8 +3,12 @@ import type { Redis } from 'ioredis';
 import { formatPlatform } from '@farm/domain';
 import {
   agentQueueNames,
+  cancelChannel,
+  canceledJobs,
   encodeAgentEvent,
   eventStreamKey,
+  maskSecrets,
+  openSecrets,
   parsePlatformBuildJob,
   readAgentCommand,
   removePresence,
@@ -16,8 +20,10 @@ import {
   type AgentState,
   type PlatformBuildResult,
 } from '@farm/queue';
-import type { Builder } from './builders/builder';
+import type { Builder, BuildContext } from './builders/builder';
+import { jobFailure } from './failures';
 import { LogShipper } from './log-shipper';
+import { ProgressReporter } from './progress-reporter';
 
 export interface AgentOptions {
   /** Unique in the farm; the API addresses the agent by it. */
@@ -33,12 +39,16 @@ export interface AgentOptions {
   redis: Redis;
   builder: Builder;
   log: (message: string) => void;
+  /** FARM_SECRETS_KEY: opens the build secrets the api sealed. */
+  secretsKey?: Buffer;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
 }
 
 /** Re-offer a job taken while every slot was busy after this long. */
 const BUSY_RETRY_MS = 250;
+/** The abort reason of a job canceled on request (other aborts: BullMQ closing the worker). */
+const CANCELED = 'canceled on request';
 
 /**
  * Takes jobs only from its platform's queues (one per subset of its labels), builds them with
@@ -56,6 +66,12 @@ export class Agent {
   private drainedByCommand = false;
   private heartbeat?: NodeJS.Timeout;
   private idle?: () => void;
+  /** Receives cancel messages (a subscribed connection can do nothing else). */
+  private subscriber?: Redis;
+  /** Removing what a canceled build left in the builder's storage; jobs start after it. */
+  private leftoversRemoval: Promise<void> = Promise.resolve();
+  /** Jobs being canceled, so that the heartbeat's repeated check logs each once. */
+  private readonly canceling = new Set<string>();
 
   constructor(private readonly options: AgentOptions) {
     this.platform = formatPlatform(options.builder.platform);
@@ -84,8 +100,29 @@ export class Agent {
       this.workers.push(worker);
       this.connections.push(connection);
     }
+    await this.listenForCancels();
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat(), this.options.heartbeatIntervalMs ?? 2_000);
+  }
+
+  /** Cancel messages stop a running job at once; the heartbeat's check catches any missed one. */
+  private async listenForCancels(): Promise<void> {
+    const { redis, queuePrefix } = this.options;
+    this.subscriber = redis.duplicate();
+    this.subscriber.on('message', (_channel: string, jobId: string) => this.cancel(jobId));
+    await this.subscriber.subscribe(cancelChannel(queuePrefix));
+  }
+
+  /** Aborts a job this agent runs (its builder kills the build); false if it runs no such job. */
+  cancel(jobId: string): boolean {
+    let canceled = false;
+    // BullMQ tracks the job from the moment it is taken, before process() even runs.
+    for (const worker of this.workers) canceled = worker.cancelJob(jobId, CANCELED) || canceled;
+    if (canceled && !this.canceling.has(jobId)) {
+      this.canceling.add(jobId);
+      this.options.log(`job ${jobId} canceled`);
+    }
+    return canceled;
   }
 
   /** Takes no new job; running ones go on. */
@@ -125,6 +162,7 @@ export class Agent {
     await Promise.all(this.workers.map((worker) => worker.close(this.running.size > 0)));
     // BullMQ leaves connections it was handed open.
     this.connections.forEach((connection) => connection.disconnect());
+    this.subscriber?.disconnect();
     await removePresence(this.options.redis, this.options.queuePrefix, this.options.name).catch(() => undefined);
   }
 
@@ -141,19 +179,45 @@ export class Agent {
     const missing = (data.requires ?? []).filter((label) => !this.options.labels.includes(label));
     if (missing.length > 0) throw new UnrecoverableError(`agent lacks the required labels ${missing.join(', ')}`);
 
-    const { builder, name } = this.options;
+    const { builder, name, redis, queuePrefix } = this.options;
+    // Canceled while it waited (or before its agent was lost): not started, not retried.
+    if ((await canceledJobs(redis, queuePrefix, [String(job.id)])).length > 0) {
+      throw new UnrecoverableError('canceled before it started');
+    }
     // Attempts that failed plus attempts lost with their agent (stalled), plus this one.
     const attempt = job.attemptsMade + job.stalledCounter + 1;
+    const retry = data.retry ?? 0;
     const startedAt = new Date().toISOString();
     this.track(job, { buildId: data.buildId, platform: data.platform, jobId: String(job.id), startedAt });
-    const logs = new LogShipper(this.options.redis, this.options.queuePrefix, data.buildId, data.platform);
-    const context = { signal: signal ?? new AbortController().signal, log: logs.write };
-    const event = { buildId: data.buildId, platform: data.platform, agent: name, emulated: builder.emulated, attempt };
+    const logs = new LogShipper(redis, queuePrefix, data.buildId, data.platform);
+    const progress = new ProgressReporter(redis, queuePrefix, data.buildId, data.platform, retry);
+    const abort = signal ?? new AbortController().signal;
+    // Build secrets are masked in everything the job writes: its log and its error.
+    const log = (line: string) => {
+      const masked = maskSecrets(line, context.secrets ?? {});
+      logs.write(masked);
+      progress.line(masked);
+    };
+    const context: BuildContext = { signal: abort, log, onPhase: progress.phase, secrets: {} };
+    const event = {
+      buildId: data.buildId,
+      platform: data.platform,
+      agent: name,
+      emulated: builder.emulated,
+      attempt,
+      ...(retry > 0 ? { retry } : {}),
+    };
 
     await this.emit({ type: 'platform.started', ...event, at: startedAt });
     logs.write(`[farm] ${name} building ${data.platform} (attempt ${attempt})`);
+    let canceled = false;
     try {
+      progress.phase('preparing');
+      // Sealed by the api with FARM_SECRETS_KEY; in clear only here, for buildah's --secret files.
+      if (data.secrets) context.secrets = openSecrets(data.secrets, this.options.secretsKey, data.buildId);
+      await this.leftoversRemoval;
       await builder.setup(data, context);
+      progress.phase('building');
       const image = await builder.run(data, context);
       const result: PlatformBuildResult = {
         platform: data.platform,
@@ -173,8 +237,25 @@ export class Agent {
         at: result.finishedAt,
       });
       return result;
-    } catch (error) {
-      const message = (error as Error).message;
+    } catch (caught) {
+      if (abort.aborted && abort.reason === CANCELED) {
+        canceled = true;
+        logs.write('[farm] canceled');
+        await logs.flush();
+        await this.emit({
+          type: 'platform.ended',
+          ...event,
+          status: 'canceled',
+          final: true,
+          at: new Date().toISOString(),
+        });
+        // Fails the job for good: its publish parent runs, finds the build canceled, publishes nothing.
+        throw new UnrecoverableError('canceled');
+      }
+      const error = jobFailure(caught, data);
+      // The message is stored (BullMQ's failedReason, the build's error): no secret in it.
+      error.message = maskSecrets(error.message, context.secrets ?? {});
+      const message = error.message;
       const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       logs.write(`[farm] ${final ? 'failed' : 'attempt failed, will retry'}: ${message}`);
       await logs.flush();
@@ -189,6 +270,14 @@ export class Agent {
       throw error;
     } finally {
       await builder.destroy(data).catch((error: Error) => this.options.log(`cleanup failed: ${error.message}`));
+      await progress.clear();
+      // Only while no other job builds: the storage is shared.
+      if (canceled && builder.removeLeftovers && this.running.size === 1) {
+        this.leftoversRemoval = builder
+          .removeLeftovers()
+          .catch((error: Error) => this.options.log(`removing a canceled build's leftovers failed: ${error.message}`));
+        await this.leftoversRemoval;
+      }
       this.untrack(job);
     }
   }
@@ -204,6 +293,7 @@ export class Agent {
 
   private untrack(job: Job): void {
     this.running.delete(String(job.id));
+    this.canceling.delete(String(job.id));
     if (this.running.size === 0) this.idle?.();
     this.resumeIfFree();
     void this.beat();
@@ -215,10 +305,11 @@ export class Agent {
     }
   }
 
-  /** Presence and commands: writes this agent's state, applies drain / undrain requests. */
+  /** Presence and commands: writes this agent's state, applies drain / undrain and cancel requests. */
   private async beat(): Promise<void> {
     const { redis, queuePrefix, name } = this.options;
     try {
+      for (const jobId of await canceledJobs(redis, queuePrefix, [...this.running.keys()])) this.cancel(jobId);
       const command = await readAgentCommand(redis, queuePrefix, name);
       if (command === 'drain' && this.state === 'online') {
         this.drainedByCommand = true;

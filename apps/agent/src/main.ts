@@ -9,6 +9,7 @@ import { createRedisConnection } from '@farm/queue';
 import { Agent } from './agent';
 import type { Builder } from './builders/builder';
 import { LocalBuildahBuilder } from './builders/local-buildah.builder';
+import { ResultCachingBuilder } from './builders/result-cache';
 import { connectSshBuilder, parseSshUrl } from './builders/ssh';
 import { AGENT_USAGE, parseAgentArgs, type AgentArgs } from './cli-args';
 import { probePlatform } from './platform-probe';
@@ -55,6 +56,7 @@ async function localBackend(args: AgentArgs, config: AgentConfig, registry: Regi
     registry,
     insecureRegistries: config.insecureRegistries,
     registryAuth: config.registryAuth,
+    contextRepository: config.contextRepository,
   });
   await builder.cleanUpPreviousRun(log);
   return { name, builder, description: 'local', close: async () => undefined };
@@ -90,8 +92,10 @@ async function sshBackend(url: string, args: AgentArgs, config: AgentConfig, reg
       registry,
       insecureRegistries: config.insecureRegistries,
       registryAuth: config.registryAuth,
+      contextRepository: config.contextRepository,
       remoteStateDir: config.ssh.remoteStateDir,
       localWorkDir: join(stateDir, 'ssh'),
+      gitMirrorDir: join(stateDir, 'git'),
       log,
     },
   );
@@ -120,8 +124,15 @@ async function main(): Promise<void> {
     labels: args.labels,
     backend: backend.description,
     redis,
-    builder: backend.builder,
+    // A job built before with the same inputs is answered from the agent's result cache.
+    builder: new ResultCachingBuilder(
+      backend.builder,
+      join(config.stateDir, 'agents', backend.name, 'results'),
+      registry,
+      log,
+    ),
     log,
+    secretsKey: config.secretsKey,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
   });
   // SIGTERM drains: no new job, running ones finish within the grace period, then exit.

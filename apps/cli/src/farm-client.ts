@@ -1,13 +1,16 @@
+import { createReadStream } from 'node:fs';
 import { ConnectionError, FarmApiError } from './errors';
 
-import type { AgentView, BuildView, PlatformView } from '@farm/contract';
+import type { AgentView, ApiTokenView, BuildView, CreatedApiTokenView, PlatformView } from '@farm/contract';
 
-export type { AgentView, BuildView, PlatformView };
+export type { AgentView, ApiTokenView, BuildView, CreatedApiTokenView, PlatformView };
 
 /** `POST /v1/builds` body. */
 export interface BuildRequest {
-  repo: string;
-  commit: string;
+  /** The git source; an uploaded context (`contextDigest`) replaces both. */
+  repo?: string;
+  commit?: string;
+  contextDigest?: string;
   dockerfile: string;
   context: string;
   platforms: string[];
@@ -15,6 +18,7 @@ export interface BuildRequest {
   buildArgs?: Record<string, string>;
   target?: string;
   requires?: string[];
+  noCache?: boolean;
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -34,12 +38,54 @@ export class FarmClient {
     return this.json('GET', `/v1/builds/${encodeURIComponent(id)}`);
   }
 
+  cancelBuild(id: string): Promise<BuildView> {
+    return this.json('POST', `/v1/builds/${encodeURIComponent(id)}/cancel`);
+  }
+
+  retryBuild(id: string): Promise<BuildView> {
+    return this.json('POST', `/v1/builds/${encodeURIComponent(id)}/retry`);
+  }
+
   listBuilds(query: { status?: string; limit?: number }): Promise<{ builds: BuildView[]; nextCursor: string | null }> {
     return this.json('GET', `/v1/builds${queryString(query)}`);
   }
 
   listAgents(): Promise<{ agents: AgentView[] }> {
     return this.json('GET', '/v1/agents');
+  }
+
+  /** The answer holds the new token's secret, which the farm never shows again. */
+  createToken(request: { name: string; scopes: string[] }): Promise<CreatedApiTokenView> {
+    return this.json('POST', '/v1/tokens', request);
+  }
+
+  listTokens(): Promise<{ tokens: ApiTokenView[] }> {
+    return this.json('GET', '/v1/tokens');
+  }
+
+  async revokeToken(id: string): Promise<void> {
+    await this.send('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+  }
+
+  /** Whether the farm holds the uploaded build context `digest` (`HEAD /v1/contexts/{digest}`). */
+  async hasContext(digest: string): Promise<boolean> {
+    try {
+      await this.send('HEAD', `/v1/contexts/${encodeURIComponent(digest)}`);
+      return true;
+    } catch (error) {
+      if (error instanceof FarmApiError && error.status === 404) return false;
+      throw error;
+    }
+  }
+
+  /** Streams a .tar.gz build context to the farm, which checks it against `digest` before keeping it. */
+  uploadContext(digest: string, file: string, size: number): Promise<{ digest: string; size: number }> {
+    // At least ~100 kB/s: a large context on a slow link is not cut off after 30 s.
+    const timeoutMs = REQUEST_TIMEOUT_MS + Math.ceil(size / 100);
+    return this.json('POST', `/v1/contexts${queryString({ digest })}`, undefined, {
+      upload: { file, size },
+      timeoutMs,
+    });
   }
 
   /** The whole log as plain text: one platform's, or every platform's with lines tagged `[platform]`. */
@@ -58,8 +104,13 @@ export class FarmClient {
     return this.send('GET', path, undefined, { accept: 'text/event-stream', timeoutMs: null, lastEventId });
   }
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await this.send(method, path, body);
+  private async json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options?: Parameters<FarmClient['send']>[3],
+  ): Promise<T> {
+    const response = await this.send(method, path, body, options);
     const text = await response.text();
     try {
       return JSON.parse(text) as T;
@@ -72,7 +123,13 @@ export class FarmClient {
     method: string,
     path: string,
     body?: unknown,
-    options: { accept?: string; timeoutMs?: number | null; lastEventId?: string } = {},
+    options: {
+      accept?: string;
+      timeoutMs?: number | null;
+      lastEventId?: string;
+      /** A file sent as the body (application/gzip), streamed. */
+      upload?: { file: string; size: number };
+    } = {},
   ): Promise<Response> {
     const headers: Record<string, string> = {
       authorization: `Bearer ${this.token}`,
@@ -80,15 +137,25 @@ export class FarmClient {
     };
     if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (options.upload) {
+      headers['content-type'] = 'application/gzip';
+      headers['content-length'] = String(options.upload.size);
+    }
     const timeoutMs = options.timeoutMs === undefined ? REQUEST_TIMEOUT_MS : options.timeoutMs;
     let response: Response;
     try {
       response = await fetch(`${this.url}${path}`, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: options.upload
+          ? createReadStream(options.upload.file)
+          : body === undefined
+            ? undefined
+            : JSON.stringify(body),
         signal: timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs),
-      });
+        // A streamed body (the upload) needs half duplex.
+        ...(options.upload && { duplex: 'half' }),
+      } as RequestInit);
     } catch (error) {
       throw new ConnectionError(`cannot reach the farm at ${this.url}: ${networkReason(error)}`);
     }

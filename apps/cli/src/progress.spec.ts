@@ -1,5 +1,6 @@
+import type { PlatformProgressView } from '@farm/contract';
 import type { BuildView, PlatformView } from './farm-client';
-import { ProgressView } from './progress';
+import { describeProgress, ProgressView } from './progress';
 
 const platform = (name: string, fields: Partial<PlatformView>): PlatformView => ({
   platform: name,
@@ -15,6 +16,7 @@ const platform = (name: string, fields: Partial<PlatformView>): PlatformView => 
   finishedAt: null,
   error: null,
   logTail: null,
+  progress: null,
   ...fields,
 });
 
@@ -28,7 +30,9 @@ const build = (status: string, platforms: PlatformView[], fields: Partial<BuildV
   buildArgs: {},
   labels: {},
   scheduleTimeout: null,
+  noCache: false,
   context: '.',
+  contextDigest: null,
   target: null,
   tags: ['r/app:1'],
   requires: [],
@@ -39,6 +43,7 @@ const build = (status: string, platforms: PlatformView[], fields: Partial<BuildV
   startedAt: null,
   finishedAt: null,
   error: null,
+  retries: 0,
   ...fields,
 });
 
@@ -107,4 +112,49 @@ test('on a TTY: the block is redrawn in place, then the cursor comes back', () =
   expect(text.split('\x1b[3A')).toHaveLength(3); // two redraws of three lines
   expect(text).toContain('\r\x1b[2Klinux/amd64  running          1.2s  on a1\n');
   expect(text.endsWith('\r\x1b[2Kindex        published        5.2s  sha256:cccccccccccc\n\x1b[?25h')).toBe(true);
+});
+
+describe('progress of a running platform', () => {
+  const step = (fields: Partial<PlatformProgressView>): PlatformProgressView => ({
+    phase: 'building',
+    step: null,
+    steps: null,
+    stage: null,
+    stages: null,
+    ...fields,
+  });
+
+  test.each([
+    [step({ phase: 'preparing' }), 'checking out'],
+    [step({}), 'building'],
+    [step({ step: 2, steps: 5 }), 'building step 2 of 5'],
+    [step({ step: 1, steps: 3, stage: 2, stages: 2 }), 'building step 1 of 3 (stage 2 of 2)'],
+    [step({ step: 1, steps: 3, stage: 1, stages: 1 }), 'building step 1 of 3'],
+    [step({ phase: 'pushing', step: 5, steps: 5 }), 'pushing'],
+    [null, ''],
+  ])('%j reads "%s"', (progress, text) => {
+    expect(describeProgress(progress)).toBe(text);
+  });
+
+  test('each step is a change: a plain line per step, then pushing, each with the agent', () => {
+    const t = recorder(false);
+    const view = new ProgressView(t.out, t.clock);
+    const at = (progress: PlatformProgressView | null, attempts = 1) =>
+      build('running', [platform('linux/amd64', { status: 'running', agent: 'a1', attempts, progress })]);
+    view.update(at(step({ phase: 'preparing' })));
+    view.update(at(step({ step: 1, steps: 2 })));
+    view.update(at(step({ step: 1, steps: 2 }))); // same step: nothing printed
+    view.update(at(step({ step: 2, steps: 2 }), 2));
+    view.update(at(step({ phase: 'pushing' }), 2));
+    const lines = t
+      .text()
+      .split('\n')
+      .filter((line) => line.startsWith('linux/amd64'));
+    expect(lines.map((line) => line.replace(/ +\d+ms +/, ' | '))).toEqual([
+      'linux/amd64  running | checking out on a1',
+      'linux/amd64  running | building step 1 of 2 on a1',
+      'linux/amd64  running | building step 2 of 2 on a1 (attempt 2)',
+      'linux/amd64  running | pushing on a1 (attempt 2)',
+    ]);
+  });
 });

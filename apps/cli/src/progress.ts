@@ -1,3 +1,4 @@
+import type { PlatformProgressView } from '@farm/contract';
 import type { BuildView, PlatformView } from './farm-client';
 import { formatDuration } from './format';
 
@@ -17,15 +18,31 @@ const shortDigest = (digest: string | null) => (digest ? digest.slice(0, 19) : '
 const firstLine = (text: string | null) => (text ?? '').split('\n')[0];
 const on = (p: PlatformView) => (p.agent ? `on ${p.agent}${p.emulated ? ' (emulated)' : ''}` : '');
 
-/** What a platform is doing, in words: the agent, why it waits, its digest or error. */
+/**
+ * What a running platform's agent says it is doing: `checking out`, `building step 2 of 5`
+ * (from buildah's STEP lines; `(stage 1 of 2)` added in multi-stage builds) or `pushing`.
+ */
+export function describeProgress(progress: PlatformProgressView | null | undefined): string {
+  if (!progress) return '';
+  if (progress.phase === 'preparing') return 'checking out';
+  if (progress.phase === 'pushing') return 'pushing';
+  if (!progress.step || !progress.steps) return 'building';
+  const stage = progress.stage && progress.stages && progress.stages > 1;
+  return `building step ${progress.step} of ${progress.steps}${stage ? ` (stage ${progress.stage} of ${progress.stages})` : ''}`;
+}
+
+/** What a platform is doing, in words: the agent, its step, why it waits, its digest or error. */
 export function platformDetail(p: PlatformView): string {
   switch (p.status) {
     case 'queued':
       return 'waiting for an agent';
     case 'unschedulable':
       return p.statusReason ?? 'no online agent serves this platform';
-    case 'running':
-      return `${on(p)}${p.attempts > 1 ? ` (attempt ${p.attempts})` : ''}`;
+    case 'running': {
+      // Farms before progress existed send none (undefined).
+      const doing = [describeProgress(p.progress), on(p)].filter(Boolean).join(' ');
+      return `${doing}${p.attempts > 1 ? ` (attempt ${p.attempts})` : ''}`;
+    }
     case 'succeeded':
       return [on(p), shortDigest(p.digest)].filter(Boolean).join('  ');
     case 'failed':

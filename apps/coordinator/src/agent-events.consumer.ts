@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
-import { BuildRepository } from '@farm/db';
+import { BuildRepository, isDatabaseUnavailable } from '@farm/db';
 import { decodeAgentEvent, eventStreamKey, type FarmEvent } from '@farm/queue';
 import { ForgeStatuses } from './forge-statuses';
 import { PlatformOutcomes } from './platform-outcomes';
@@ -58,6 +58,9 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
 
   private async run(): Promise<void> {
     let lastClaim = 0;
+    // After PostgreSQL was unreachable, this consumer's unacknowledged entries are read again
+    // (ID 0) as soon as it answers, instead of waiting CLAIM_IDLE_MS for the claim.
+    let rereadPending = false;
     while (!this.stopped) {
       try {
         if (Date.now() - lastClaim > CLAIM_IDLE_MS) {
@@ -67,6 +70,22 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
             StreamEntries,
           ];
           await this.handle(claimed);
+        }
+        if (rereadPending) {
+          const pending = (await this.redis.xreadgroup(
+            'GROUP',
+            GROUP,
+            this.consumer,
+            'COUNT',
+            100,
+            'STREAMS',
+            this.key,
+            '0',
+          )) as [string, StreamEntries][] | null;
+          const entries = pending?.[0]?.[1] ?? [];
+          await this.handle(entries);
+          rereadPending = entries.length > 0;
+          if (rereadPending) continue;
         }
         const reply = (await this.reader!.xreadgroup(
           'GROUP',
@@ -83,6 +102,7 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
         if (reply) await this.handle(reply[0][1]);
       } catch (error) {
         if (this.stopped) return;
+        if (isDatabaseUnavailable(error)) rereadPending = true;
         this.logger.error(`agent events: ${(error as Error).message}`);
         await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
@@ -91,7 +111,8 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
 
   private async handle(entries: StreamEntries): Promise<void> {
     for (const [id, fields] of entries) {
-      const event = decodeAgentEvent(fields);
+      // A pending entry deleted meanwhile comes back without fields.
+      const event = Array.isArray(fields) ? decodeAgentEvent(fields) : undefined;
       if (event) await this.apply(event);
       else this.logger.warn(`ignoring unknown agent event ${id}`);
       await this.redis.xack(this.key, GROUP, id);
@@ -105,34 +126,52 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
       this.statuses.accepted(event.buildId);
       return;
     }
-    const at = new Date(event.at);
-    if (event.type === 'platform.started') {
-      this.statuses.platformStarted(event.buildId, event.platform, event.agent, event.emulated);
-      await this.builds.platformStarted(event.buildId, event.platform, {
-        agent: event.agent,
-        emulated: event.emulated,
-        attempt: event.attempt,
-        at,
-      });
+    if (event.type === 'build.canceled') {
+      this.statuses.canceled(event.buildId, event.platforms);
       return;
     }
-    await this.builds.noteAttempt(event.buildId, event.platform, event.attempt);
+    const at = new Date(event.at);
+    // Events of a job of an earlier run (still running while the build was retried) change nothing.
+    const retry = event.retry ?? 0;
+    if (event.type === 'platform.started') {
+      const started = await this.builds.platformStarted(
+        event.buildId,
+        event.platform,
+        { agent: event.agent, emulated: event.emulated, attempt: event.attempt, at },
+        retry,
+      );
+      if (started) this.statuses.platformStarted(event.buildId, event.platform, event.agent, event.emulated);
+      return;
+    }
+    await this.builds.noteAttempt(event.buildId, event.platform, event.attempt, retry);
     // Attempts BullMQ will retry are not an end; the platform stays running.
     if (!event.final) return;
+    if (event.status === 'canceled') {
+      // The api marked the platform canceled already (and told the forge); keep its log.
+      await this.outcomes.archiveCanceled(event.buildId, event.platform);
+      return;
+    }
     // Recorded right away so the API shows each platform's end while the others still build;
     // the publish job records the same outcome again from BullMQ, which is authoritative.
     const result = event.status === 'succeeded' ? event.result : undefined;
-    await this.outcomes.record(event.buildId, event.platform, {
-      status: event.status,
-      agent: event.agent,
-      emulated: event.emulated,
-      digest: result?.digest,
-      mediaType: result?.mediaType,
-      size: result?.size,
-      startedAt: result ? new Date(result.startedAt) : undefined,
-      error: event.status === 'failed' ? (event.error ?? 'failed') : undefined,
-      finishedAt: at,
-    });
-    this.statuses.platformEnded(event.buildId, event.platform, event.status === 'succeeded', event.error);
+    const recorded = await this.outcomes.record(
+      event.buildId,
+      event.platform,
+      {
+        status: event.status,
+        agent: event.agent,
+        emulated: event.emulated,
+        digest: result?.digest,
+        mediaType: result?.mediaType,
+        size: result?.size,
+        startedAt: result ? new Date(result.startedAt) : undefined,
+        error: event.status === 'failed' ? (event.error ?? 'failed') : undefined,
+        finishedAt: at,
+      },
+      retry,
+    );
+    if (recorded) {
+      this.statuses.platformEnded(event.buildId, event.platform, event.status === 'succeeded', event.error);
+    }
   }
 }

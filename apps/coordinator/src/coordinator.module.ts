@@ -10,6 +10,7 @@ import { PlatformOutcomes } from './platform-outcomes';
 import { Publisher } from './publisher';
 import { PublishWorker } from './publish.worker';
 import { SchedulingSweep } from './scheduling.sweep';
+import { Reconciler } from './reconciler';
 import { COORDINATOR_CONFIG, REDIS, REGISTRY } from './tokens';
 
 class RedisLifecycle implements OnApplicationShutdown {
@@ -41,6 +42,7 @@ export class CoordinatorModule {
         PublishWorker,
         AgentEventsConsumer,
         SchedulingSweep,
+        Reconciler,
       ],
     };
   }

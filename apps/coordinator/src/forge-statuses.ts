@@ -36,13 +36,16 @@ export class ForgeStatuses implements OnApplicationShutdown {
     await Promise.all(this.queues.values());
   }
 
+  /** A build was accepted, or retried: pending for every platform it (re)builds and the index. */
   accepted(buildId: string): void {
     this.enqueue(buildId, async (build) => [
-      ...build.platforms.map((p) => ({
-        context: platformStatusContext(p.platform),
-        state: 'pending' as const,
-        description: `queued for ${p.platform}`,
-      })),
+      ...build.platforms
+        .filter((p) => p.status !== 'succeeded')
+        .map((p) => ({
+          context: platformStatusContext(p.platform),
+          state: 'pending' as const,
+          description: `queued for ${p.platform}`,
+        })),
       { context: MANIFEST_STATUS_CONTEXT, state: 'pending', description: 'waiting for every platform' },
     ]);
   }
@@ -61,6 +64,18 @@ export class ForgeStatuses implements OnApplicationShutdown {
         state: succeeded ? 'success' : 'failure',
         description: succeeded ? `built ${platform}` : `failed: ${error ?? 'unknown error'}`,
       },
+    ]);
+  }
+
+  /** A build was canceled: its unfinished platforms and the index say so (an error, not a failure). */
+  canceled(buildId: string, platforms: string[]): void {
+    this.enqueue(buildId, async () => [
+      ...platforms.map((platform) => ({
+        context: platformStatusContext(platform),
+        state: 'error' as const,
+        description: 'canceled',
+      })),
+      { context: MANIFEST_STATUS_CONTEXT, state: 'error', description: 'canceled: not published' },
     ]);
   }
 

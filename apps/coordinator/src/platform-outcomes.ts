@@ -23,12 +23,32 @@ export class PlatformOutcomes {
     @Inject(COORDINATOR_CONFIG) private readonly config: CoordinatorConfig,
   ) {}
 
-  async record(buildId: string, platform: string, outcome: Omit<PlatformOutcome, 'log' | 'logTail'>): Promise<void> {
+  /**
+   * Records the outcome unless the platform already ended or (with `retry`) the build moved on
+   * to a later run; resolves with whether it did.
+   */
+  async record(
+    buildId: string,
+    platform: string,
+    outcome: Omit<PlatformOutcome, 'log' | 'logTail'>,
+    retry?: number,
+  ): Promise<boolean> {
+    const { log, logTail } = await this.archive(buildId, platform);
+    return this.builds.platformEnded(buildId, platform, { ...outcome, log, logTail }, retry);
+  }
+
+  /** Keeps the log of a platform canceled while it ran (the cancel itself stored none). */
+  async archiveCanceled(buildId: string, platform: string): Promise<void> {
+    const { log, logTail } = await this.archive(buildId, platform);
+    if (log) await this.builds.archiveCanceledLog(buildId, platform, log, logTail);
+  }
+
+  private async archive(buildId: string, platform: string): Promise<{ log: string; logTail?: string }> {
     let log = await readLogText(this.redis, this.config.queuePrefix, buildId, platform);
     if (log.length > LOG_ARCHIVE_LIMIT) {
       log = `[log truncated to its last ${LOG_ARCHIVE_LIMIT} bytes]\n${log.slice(-LOG_ARCHIVE_LIMIT)}`;
     }
     const logTail = log.trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
-    await this.builds.platformEnded(buildId, platform, { ...outcome, log, logTail: logTail || undefined });
+    return { log, logTail: logTail || undefined };
   }
 }

@@ -1,10 +1,11 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
-import { BuildRepository, type BuildWithPlatforms } from '@farm/db';
-import { isTerminal } from '@farm/domain';
+import { BuildRepository, isDatabaseUnavailable, type BuildWithPlatforms, type PlatformBuild } from '@farm/db';
+import { isTerminal, type PlatformImage } from '@farm/domain';
 import { runWithLogContext } from '@farm/logging';
+import { RegistryError } from '@farm/oci';
 import {
   buildQueueName,
   parsePlatformBuildResult,
@@ -17,6 +18,12 @@ import { ForgeStatuses } from './forge-statuses';
 import { PlatformOutcomes } from './platform-outcomes';
 import { platformImage, Publisher } from './publisher';
 import { COORDINATOR_CONFIG, REDIS } from './tokens';
+
+/**
+ * While PostgreSQL is unreachable a publish is put back for this long, without spending one of
+ * its attempts: an outage longer than the attempts' backoff must not fail (or strand) a build.
+ */
+const DATABASE_WAIT_MS = 2_000;
 
 /** How each platform of a build ended, as BullMQ recorded it on the parent. */
 interface ChildOutcomes {
@@ -47,8 +54,8 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
   onApplicationBootstrap(): void {
     this.connection = this.redis.duplicate();
     // Every log line of a publish names its build.
-    const handle = (job: Job) =>
-      runWithLogContext({ buildId: String(job.data?.buildId ?? '') }, () => this.process(job));
+    const handle = (job: Job, token?: string) =>
+      runWithLogContext({ buildId: String(job.data?.buildId ?? '') }, () => this.processWhenDatabaseUp(job, token));
     this.worker = new Worker(PUBLISH_QUEUE, handle, {
       connection: this.connection,
       prefix: this.config.queuePrefix,
@@ -67,57 +74,117 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
     this.connection?.disconnect();
   }
 
+  /**
+   * process(), put back while PostgreSQL is unreachable. A publish is idempotent (an ended build
+   * is left alone, the same index bytes are pushed again), so running it again is safe.
+   */
+  private async processWhenDatabaseUp(job: Job, token?: string): Promise<{ digest?: string; status: string }> {
+    try {
+      return await this.process(job);
+    } catch (error) {
+      // The registry refused the index (denied, invalid, unknown child): the same bytes will be
+      // refused again, so the build fails now with the registry's words instead of after 5 attempts.
+      if (error instanceof RegistryError && error.status !== undefined && !error.retryable) {
+        throw new UnrecoverableError(error.message);
+      }
+      if (!token || !isDatabaseUnavailable(error) || (await this.databaseAnswers())) throw error;
+      this.logger.warn(`publish job ${job.id}: database unavailable, trying again in ${DATABASE_WAIT_MS} ms`);
+      await job.moveToDelayed(Date.now() + DATABASE_WAIT_MS, token);
+      throw new DelayedError();
+    }
+  }
+
+  /**
+   * A refused or reset connection looks the same whether PostgreSQL or a registry refused it:
+   * only when the database itself does not answer does the publish wait for it; otherwise the
+   * error is the registry's and takes the usual attempts.
+   */
+  private async databaseAnswers(): Promise<boolean> {
+    try {
+      await this.builds.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async process(job: Job): Promise<{ digest?: string; status: string }> {
-    const { buildId } = parsePublishJob(job.data);
+    const publish = parsePublishJob(job.data);
+    const { buildId } = publish;
+    const retry = publish.retry ?? 0;
     const build = await this.builds.find(buildId);
     if (!build) {
       // The build row is gone (deleted, or the api removed it after a failed enqueue): drop the flow.
       this.logger.warn(`publish job ${job.id} for unknown build ${buildId}: dropped`);
       return { status: 'dropped' };
     }
+    if (build.retries !== retry) {
+      // A run the build was retried after (its jobs outlived a cancel): the current run publishes.
+      this.logger.warn(
+        `publish job ${job.id} is of run ${retry}, build ${buildId} is in run ${build.retries}: dropped`,
+      );
+      return { status: 'superseded' };
+    }
     if (isTerminal(build.status)) return { status: build.status, digest: build.digest ?? undefined };
 
+    // The platforms this run built; the others succeeded in an earlier run and are reused as recorded.
+    const built = new Set(publish.platforms ?? build.platforms.map((p) => p.platform));
     const { results, failures } = await this.childOutcomes(job, build);
-    for (const platform of build.platforms) {
+    for (const platform of build.platforms.filter((p) => built.has(p.platform))) {
       const result = results.get(platform.platform);
-      await this.outcomes.record(buildId, platform.platform, {
-        status: result ? 'succeeded' : 'failed',
-        digest: result?.digest,
-        mediaType: result?.mediaType,
-        size: result?.size,
-        agent: result?.agent,
-        emulated: result?.emulated,
-        startedAt: result ? new Date(result.startedAt) : undefined,
-        finishedAt: result ? new Date(result.finishedAt) : new Date(),
-        error: result ? undefined : (failures.get(platform.platform) ?? 'the platform ended without a result'),
-      });
+      await this.outcomes.record(
+        buildId,
+        platform.platform,
+        {
+          status: result ? 'succeeded' : 'failed',
+          digest: result?.digest,
+          mediaType: result?.mediaType,
+          size: result?.size,
+          agent: result?.agent,
+          emulated: result?.emulated,
+          startedAt: result ? new Date(result.startedAt) : undefined,
+          finishedAt: result ? new Date(result.finishedAt) : new Date(),
+          error: result ? undefined : (failures.get(platform.platform) ?? 'the platform ended without a result'),
+        },
+        retry,
+      );
     }
 
-    const failed = build.platforms.filter((p) => !results.has(p.platform));
+    const images = new Map<string, PlatformImage>();
+    for (const p of build.platforms) {
+      const result = built.has(p.platform) ? results.get(p.platform) : reusedResult(p);
+      if (result) images.set(p.platform, platformImage(p.platform, result.digest, result.mediaType, result.size));
+    }
+    const failed = build.platforms.filter((p) => !images.has(p.platform));
     if (failed.length > 0) {
       // The recorded error is the first one known (an agent's, or the scheduler's).
       const recorded = await this.builds.find(buildId);
       const errorOf = (platform: string) =>
         recorded?.platforms.find((p) => p.platform === platform)?.error ?? failures.get(platform) ?? 'no result';
       const error = failed.map((p) => `${p.platform}: ${errorOf(p.platform)}`).join('; ');
-      await this.builds.finish(buildId, { status: 'failed', error });
+      await this.builds.finish(buildId, { status: 'failed', error }, retry);
       this.statuses.buildFinished(buildId, false, `not published: ${error}`);
       return { status: 'failed' };
     }
 
+    // From here on a cancel is refused; one that came first wins, and nothing is published.
+    if (!(await this.builds.claimPublish(buildId, retry))) {
+      this.logger.log(`build ${buildId} ended (canceled) or was retried before publishing: not published`);
+      return { status: 'not published' };
+    }
     const published = await this.publisher.publish({
-      source: parsePublishJob(job.data).pushTo,
-      images: build.platforms.map((p) => {
-        const result = results.get(p.platform)!;
-        return platformImage(p.platform, result.digest, result.mediaType, result.size);
-      }),
+      source: publish.pushTo,
+      images: build.platforms.map((p) => images.get(p.platform)!),
       tags: build.tags,
-      annotations: {
-        'org.opencontainers.image.revision': build.commit,
-        'org.opencontainers.image.source': build.repo,
-      },
+      // An uploaded context (contextDigest) has no commit or repository to name.
+      annotations: build.contextDigest
+        ? {}
+        : {
+            'org.opencontainers.image.revision': build.commit,
+            'org.opencontainers.image.source': build.repo,
+          },
     });
-    await this.builds.finish(buildId, { status: 'succeeded', ...published });
+    await this.builds.finish(buildId, { status: 'succeeded', ...published }, retry);
     this.statuses.buildFinished(buildId, true, `published ${published.digest}`);
     return { status: 'succeeded', digest: published.digest };
   }
@@ -146,11 +213,21 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
     try {
       // A failed attempt that BullMQ will retry leaves the job delayed, not failed.
       if (!(await job.isFailed())) return;
-      const { buildId } = parsePublishJob(job.data);
-      await this.builds.finish(buildId, { status: 'failed', error: `publishing the index failed: ${error.message}` });
+      const { buildId, retry } = parsePublishJob(job.data);
+      await this.builds.finish(
+        buildId,
+        { status: 'failed', error: `publishing the index failed: ${error.message}` },
+        retry ?? 0,
+      );
       this.statuses.buildFinished(buildId, false, `publishing failed: ${error.message}`);
     } catch (recordError) {
       this.logger.error(`could not record failed publish ${job.id}: ${(recordError as Error).message}`);
     }
   }
+}
+
+/** A platform that succeeded in an earlier run of the build, as recorded then. */
+function reusedResult(p: PlatformBuild): { digest: string; mediaType: string; size: number } | undefined {
+  if (p.status !== 'succeeded' || !p.digest || !p.mediaType || !p.size) return undefined;
+  return { digest: p.digest, mediaType: p.mediaType, size: p.size };
 }

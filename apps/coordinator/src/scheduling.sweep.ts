@@ -97,14 +97,14 @@ export class SchedulingSweep implements OnApplicationBootstrap, OnApplicationShu
     if (agents.some((agent) => agentServes(agent, platform, requires, now))) return;
     const reason = unschedulableReason(platform, requires, agents, now);
     const error = `${reason} within the build's scheduleTimeout of ${overdue.scheduleTimeout} s`;
-    await this.outcomes.record(buildId, platform, { status: 'failed', error, finishedAt: new Date() });
+    await this.outcomes.record(buildId, platform, { status: 'failed', error, finishedAt: new Date() }, overdue.retries);
     const queueName = buildQueueName(platform, requires);
     let queue = this.queues.get(queueName);
     if (!queue) {
       queue = new Queue(queueName, { connection: this.redis, prefix: this.config.queuePrefix });
       this.queues.set(queueName, queue);
     }
-    const job = await queue.getJob(platformJobId(buildId, platform));
+    const job = await queue.getJob(platformJobId(buildId, platform, overdue.retries));
     // A job an agent took meanwhile is left to finish; its platform already counts as failed.
     if (job && (await job.isWaiting())) await job.remove();
     this.logger.warn(`build ${buildId} ${platform}: ${error}`);

@@ -5,3 +5,5 @@ export * from './image-index';
 export * from './build-status';
 export * from './tag-template';
 export * from './ref-filter';
+export * from './build-step';
+export * from './scopes';

@@ -8,7 +8,7 @@ export class RefFilterError extends Error {
 const MAX_PATTERN_LENGTH = 255;
 // What git refuses in ref names (git check-ref-format) and cannot match anything; '[' and ']'
 // would also read as character classes, which these globs do not have.
-const FORBIDDEN = /[\s\u0000-\u001f\u007f~^:[\]\\]/u;
+const FORBIDDEN = /[\s\u0000-\u001f\u007f-\u009f~^:[\]\\]/u;
 const REGEXP_SYNTAX = /[\\^$.*+?()[\]{}|/]/g;
 
 /**

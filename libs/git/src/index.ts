@@ -2,6 +2,7 @@ export { GitError, InvalidRefError, InvalidRepoPathError, InvalidRepoUrlError, R
 export { isCommitSha, validateRefName, validateRepoPath, validateRepoUrl } from './validate';
 export { checkoutCommit, resolveRef, type CheckoutOptions, type ResolveRefOptions } from './remote';
 export { resolveInCheckout } from './checkout-path';
+export { GitMirrors, type MirrorCheckout } from './mirror';
 export type { GitTransportOptions } from './run';
 export {
   deliveryInfo,

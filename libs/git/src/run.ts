@@ -111,6 +111,10 @@ function safetyConfig(allowFile: boolean): string[] {
     'protocol.ssh.allow=always',
     'protocol.git.allow=always',
     ...(allowFile ? ['protocol.file.allow=always'] : []),
+    // Submodules are never fetched or checked out (no project option enables them yet): a
+    // submodule URL would be a second, unvalidated remote.
+    'submodule.recurse=false',
+    'fetch.recurseSubmodules=false',
     // A fetched repository must never run code on the agent.
     'core.hooksPath=/dev/null',
     'core.fsmonitor=false',

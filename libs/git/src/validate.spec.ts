@@ -133,6 +133,7 @@ describe('validateRepoPath', () => {
     ['a/../../x', /outside/],
     ['a\u0000b', /NUL/],
     ['a\nb', /control/],
+    ['a\u0085b', /control/],
   ])('rejects %j', (path, message) => {
     expect(() => validateRepoPath(path, 'dockerfile')).toThrow(InvalidRepoPathError);
     expect(() => validateRepoPath(path, 'dockerfile')).toThrow(message);

@@ -142,7 +142,7 @@ export function validateRepoPath(path: string, field: string): string {
   };
   if (typeof path !== 'string' || path.length === 0) fail('the path is empty');
   if (path.length > MAX_PATH_LENGTH) fail(`the path is longer than ${MAX_PATH_LENGTH} characters`);
-  if (/[\u0000-\u001f\u007f]/.test(path)) fail('the path contains NUL or control characters');
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(path)) fail('the path contains NUL or control characters');
   if (path.startsWith('/')) fail('the path must be relative to the repository root');
   let normalized = posix.normalize(path);
   if (normalized.length > 1 && normalized.endsWith('/')) normalized = normalized.slice(0, -1);

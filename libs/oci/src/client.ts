@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { Authenticator } from './auth';
 import { DigestVerifier, matchesDigest, parseDigest, sha256Digest } from './digest';
 import { parseDockerConfig } from './docker-config';
@@ -203,6 +202,36 @@ export class RegistryClient {
     return res.status === 200;
   }
 
+  /** The size of a blob the repository holds, or null when it does not hold it. */
+  async blobSize(repo: RepositoryRef, digest: string): Promise<number | null> {
+    const ref = normalizeRepositoryRef(repo);
+    parseDigest(digest);
+    const res = await this.send({
+      method: 'HEAD',
+      url: this.url(ref.registry, `/v2/${ref.repository}/blobs/${digest}`),
+      registry: ref.registry,
+      scopes: [pullScope(ref.repository)],
+      ok: [200, 404],
+    });
+    if (res.status === 404) return null;
+    const size = Number(res.headers.get('content-length'));
+    if (!res.headers.has('content-length') || !Number.isSafeInteger(size)) {
+      throw new RegistryError(`${describe(ref, digest)}: registry answered without the blob's size`);
+    }
+    return size;
+  }
+
+  /**
+   * A blob's content as a stream, for blobs too large to hold in memory. The digest is verified
+   * as it streams: the stream fails at its end, before finishing, when the content does not match.
+   */
+  async readBlobStream(repo: RepositoryRef, digest: string): Promise<AsyncIterable<Uint8Array>> {
+    const ref = normalizeRepositoryRef(repo);
+    parseDigest(digest);
+    const body = await withRetries(this.retries, () => this.openBlob(ref, digest));
+    return verifiedStream(body, digest, describe(ref, digest));
+  }
+
   /** A blob's content, verified against its digest. Meant for small blobs such as image configs. */
   async getBlob(repo: RepositoryRef, digest: string): Promise<Buffer> {
     const ref = normalizeRepositoryRef(repo);
@@ -303,7 +332,7 @@ export class RegistryClient {
         if (!matchesDigest(body, d)) throw new Error(`${layoutDir}: manifest ${d} does not match its digest`);
         return { body };
       },
-      openBlob: async (d) => createReadStream(layoutBlobPath(layoutDir, d)),
+      openBlob: (d) => openLayoutBlob(layoutBlobPath(layoutDir, d)),
       mountFrom,
     };
     return this.pushTree(content, manifests[0].digest, target, manifests[0].mediaType, new Map());
@@ -492,11 +521,13 @@ export class RegistryClient {
     if (authorization) headers.authorization = authorization;
     const failure: { error?: unknown } = {};
     let body: Buffer | AsyncIterable<Uint8Array> | undefined;
+    let source: AsyncIterable<Uint8Array> | undefined;
     try {
       if (Buffer.isBuffer(req.body)) {
         body = req.body;
       } else if (req.body) {
-        body = verifiedBody(await req.body(), req, timer, failure);
+        source = await req.body();
+        body = verifiedBody(source, req, timer, failure);
         if (req.size !== undefined) headers['content-length'] = String(req.size);
       }
       return await fetch(req.url, {
@@ -512,8 +543,22 @@ export class RegistryClient {
       if (failure.error !== undefined) throw failure.error;
       if (!isFetchFailure(err) && !timer.timedOut) throw err;
       throw networkError(what, err, timer, this.timeoutMs);
+    } finally {
+      // An upload answered before its body was read (an error status, a dropped connection)
+      // leaves its source open: a file stream would keep its descriptor until collected.
+      (source as { destroy?: () => void } | undefined)?.destroy?.();
     }
   }
+}
+
+/**
+ * A blob of an OCI layout as a stream, its file opened before the stream is handed over: a
+ * missing file rejects here (the upload fails, retryable or not), instead of surfacing later as
+ * an 'error' event of a stream nobody reads yet, which would end the process.
+ */
+async function openLayoutBlob(path: string): Promise<AsyncIterable<Uint8Array>> {
+  const file = await open(path, 'r');
+  return file.createReadStream();
 }
 
 /** Streams `source` into a request, checking size and digest, keeping the request's timer alive. */
@@ -539,6 +584,21 @@ async function* verifiedBody(
     failure.error = err;
     throw err;
   }
+}
+
+/** Passes `source` through, failing at its end when it does not hash to `digest`. */
+async function* verifiedStream(
+  source: AsyncIterable<Uint8Array>,
+  digest: string,
+  what: string,
+): AsyncIterable<Uint8Array> {
+  const verifier = new DigestVerifier(digest);
+  for await (const chunk of source) {
+    verifier.update(chunk);
+    yield chunk;
+  }
+  const actual = verifier.digest();
+  if (actual !== digest) throw new RegistryError(`${what}: blob content hashes to ${actual}`);
 }
 
 /** The body of an accepted answer as a stream; the idle timer runs until it is consumed or dropped. */

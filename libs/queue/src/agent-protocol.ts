@@ -12,9 +12,14 @@
  *   coordinator reads it through a consumer group and mirrors it into PostgreSQL.
  * - **done**: the job's return value ({@link PlatformBuildResult}); a thrown error fails the
  *   attempt (BullMQ retries it) and `UnrecoverableError` fails the platform for good.
- * - **cancel**: the processor's AbortSignal, which kills the build process.
+ * - **progress**: what a running platform is doing (checking out, building step N of M,
+ *   pushing), HSET into `progressKey(prefix, buildId)` (see progress.ts).
+ * - **cancel**: the api sets `cancelKey(prefix, jobId)` and publishes the job id on
+ *   `cancelChannel(prefix)` (see cancel.ts); the agent holding the job aborts its processor's
+ *   AbortSignal (`Worker.cancelJob`), which kills the build process, and reports the platform
+ *   `canceled`. An agent taking a job whose key is set does not start it.
  *
- * Registration, heartbeats and drain come with the builder-pools work.
+ * Registration, heartbeats and drain: agent-presence.ts.
  */
 
 import type { PlatformBuildResult } from './payloads';
@@ -29,6 +34,8 @@ export interface PlatformStartedEvent {
   agent: string;
   emulated: boolean;
   attempt: number;
+  /** The build's run the job belongs to (absent from agents before retries: 0). */
+  retry?: number;
   at: string;
 }
 
@@ -40,7 +47,9 @@ export interface PlatformEndedEvent {
   agent: string;
   emulated: boolean;
   attempt: number;
-  status: 'succeeded' | 'failed';
+  retry?: number;
+  /** `canceled`: stopped on request (always final). */
+  status: 'succeeded' | 'failed' | 'canceled';
   final: boolean;
   /** On success: what the job returned. */
   result?: PlatformBuildResult;
@@ -58,8 +67,16 @@ export interface BuildAcceptedEvent {
   at: string;
 }
 
+/** Not from an agent either: the api canceled a build; these platforms had not ended yet. */
+export interface BuildCanceledEvent {
+  type: 'build.canceled';
+  buildId: string;
+  platforms: string[];
+  at: string;
+}
+
 export type AgentEvent = PlatformStartedEvent | PlatformEndedEvent;
-export type FarmEvent = AgentEvent | BuildAcceptedEvent;
+export type FarmEvent = AgentEvent | BuildAcceptedEvent | BuildCanceledEvent;
 
 /** Events travel as one JSON field, so the stream entry stays a flat Redis hash. */
 export function encodeAgentEvent(event: FarmEvent): [string, string] {
@@ -80,13 +97,21 @@ export function decodeAgentEvent(fields: string[]): FarmEvent | undefined {
   if (accepted?.type === 'build.accepted' && typeof accepted.buildId === 'string' && typeof accepted.at === 'string') {
     return accepted as BuildAcceptedEvent;
   }
+  const canceled = value as Partial<BuildCanceledEvent> | null;
+  if (canceled?.type === 'build.canceled' && typeof canceled.buildId === 'string' && typeof canceled.at === 'string') {
+    const platforms = Array.isArray(canceled.platforms) ? canceled.platforms : [];
+    return { ...canceled, platforms: platforms.filter((p) => typeof p === 'string') } as BuildCanceledEvent;
+  }
   const event = value as Partial<AgentEvent> | null;
   if (!event || typeof event.buildId !== 'string' || typeof event.platform !== 'string') return undefined;
   if (typeof event.agent !== 'string' || typeof event.attempt !== 'number' || typeof event.at !== 'string') {
     return undefined;
   }
+  if (event.retry !== undefined && (typeof event.retry !== 'number' || !Number.isInteger(event.retry))) {
+    return undefined;
+  }
   if (event.type === 'platform.started') return event as PlatformStartedEvent;
-  if (event.type === 'platform.ended' && (event.status === 'succeeded' || event.status === 'failed')) {
+  if (event.type === 'platform.ended' && ['succeeded', 'failed', 'canceled'].includes(event.status ?? '')) {
     return event as PlatformEndedEvent;
   }
   return undefined;

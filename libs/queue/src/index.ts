@@ -6,3 +6,6 @@ export * from './agent-protocol';
 export * from './connection';
 export * from './logs';
 export * from './agent-presence';
+export * from './progress';
+export * from './cancel';
+export * from './sealed-secrets';

@@ -30,13 +30,17 @@ export const PUBLISH_JOB_OPTIONS: JobsOptions = {
 
 /**
  * Workers of every queue. A build runs in a child process, so the event loop stays free to
- * renew locks (every lockDuration / 2): a lock that lapses means the agent is gone. Its job is
- * then stalled and moved back to the queue by the next stalled check of another worker, so a
- * lost agent's build restarts elsewhere within lockDuration + stalledInterval (about 15 s;
- * BullMQ's defaults take up to a minute). Two host deaths on one job are survived.
+ * renew locks (every lockDuration / 2 = 4 s; one missed renewal is tolerated): a lock that
+ * lapses means the agent is gone. Its job is then stalled and moved back to the queue by the
+ * next stalled check of another worker, so a lost agent's build restarts elsewhere within
+ * lockDuration + stalledInterval (12 s, measured 8-12 s by test/faults/agent-kill.spec.ts;
+ * BullMQ's defaults take up to a minute, 10 s + 5 s measured up to 14.5 s). maxStalledCount 2:
+ * two host deaths on one job are survived, a third fails it ("job stalled more than allowable
+ * limit"), so a job that kills its host cannot take down a whole pool. Stalls do not consume
+ * `attempts`, which stay for real failures (registry, git host).
  */
 export const WORKER_OPTIONS = {
-  lockDuration: 10_000,
-  stalledInterval: 5_000,
+  lockDuration: 8_000,
+  stalledInterval: 4_000,
   maxStalledCount: 2,
 } as const;

@@ -36,16 +36,37 @@ export function agentQueueNames(platform: Platform | string, labels: readonly st
 }
 
 /**
- * Job ids are derived from the build id, so adding the same build's flow twice finds the
- * existing jobs instead of creating a second flow (BullMQ ignores an add with an existing id).
+ * Job ids are derived from the build id and its run (0, then 1 for the first retry, ...), so
+ * adding the same run's flow twice finds the existing jobs instead of creating a second flow
+ * (BullMQ ignores an add with an existing id), while a retry's jobs never meet the old ones.
  */
-export function publishJobId(buildId: string): string {
-  return `publish-${buildId}`;
+export function publishJobId(buildId: string, retry = 0): string {
+  return `publish-${buildId}${runSuffix(retry)}`;
 }
 
-export function platformJobId(buildId: string, platform: Platform | string): string {
+export function platformJobId(buildId: string, platform: Platform | string, retry = 0): string {
   const name = typeof platform === 'string' ? formatPlatform(parsePlatform(platform)) : formatPlatform(platform);
-  return `build-${buildId}-${name.replace(/\//g, '-')}`;
+  return `build-${buildId}-${name.replace(/\//g, '-')}${runSuffix(retry)}`;
+}
+
+/** The first run keeps the ids jobs had before retries existed. */
+function runSuffix(retry: number): string {
+  return retry > 0 ? `-r${retry}` : '';
+}
+
+/** String key set when a job is canceled: an agent that holds or takes the job stops it. */
+export function cancelKey(prefix: string, jobId: string): string {
+  return `${prefix}:cancel:${jobId}`;
+}
+
+/** Pub/sub channel telling agents that a job was canceled (the message is the job id). */
+export function cancelChannel(prefix: string): string {
+  return `${prefix}:cancels`;
+}
+
+/** Hash of platform -> PlatformProgress JSON: what each running platform of a build is doing. */
+export function progressKey(prefix: string, buildId: string): string {
+  return `${prefix}:progress:${buildId}`;
 }
 
 /** Redis stream holding one platform's build log lines while it runs (capped). */

@@ -6,7 +6,8 @@ import { formatPlatform, isDigest, parsePlatform } from '@farm/domain';
  * and coordinators of different versions meet during a rolling deploy, and a payload that does
  * not validate will not validate on a retry either, hence UnrecoverableError.
  *
- * Payloads carry ids and what the worker needs, never secrets: credentials come from each
+ * Payloads carry ids and what the worker needs, never secrets in clear (build secrets travel
+ * sealed, see sealed-secrets.ts): credentials come from each
  * process's own configuration.
  */
 
@@ -30,6 +31,21 @@ export interface PlatformBuildJob {
   /** Agent labels the building agent must carry (routing guarantees it; agents check again). */
   requires?: string[];
   pushTo: PushTarget;
+  /**
+   * An uploaded build context (`farm build --upload`), built instead of `repo` at `commit`
+   * (both empty then): a .tar.gz blob agents fetch by this digest from the farm's context
+   * repository (FARM_CONTEXT_REPOSITORY). `context` and `dockerfile` are paths inside it.
+   */
+  contextDigest?: string;
+  /** The build's run this job belongs to: 0, then n for the nth retry (absent before retries). */
+  retry?: number;
+  /**
+   * Build secrets, sealed with FARM_SECRETS_KEY (see sealed-secrets.ts): never in clear in a
+   * payload. The agent opens them and hands them to buildah as `--secret` files.
+   */
+  secrets?: string;
+  /** Build without any cache (`--no-cache`): no layer reused, no earlier result reused. */
+  noCache?: boolean;
 }
 
 /** What an agent returns for a platform it built and pushed. */
@@ -49,9 +65,18 @@ export interface PublishJob {
   buildId: string;
   /** Where the platforms were pushed; the index is assembled from there. */
   pushTo: PushTarget;
+  /** The build's run (see PlatformBuildJob.retry); a publish of an older run publishes nothing. */
+  retry?: number;
+  /**
+   * The platforms this run builds (its children); the others succeeded in an earlier run and
+   * are reused as recorded. Absent: every platform of the build.
+   */
+  platforms?: string[];
 }
 
 type Json = Record<string, unknown>;
+
+const CONTEXT_DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 function fail(what: string, problem: string): never {
   throw new UnrecoverableError(`invalid ${what}: ${problem}`);
@@ -77,6 +102,13 @@ function stringMap(data: Json, key: string, what: string): Record<string, string
   return value as Record<string, string>;
 }
 
+/** A run number: absent (0) in payloads of versions before retries existed. */
+function run(data: Json, what: string): number {
+  const value = data.retry ?? 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) fail(what, 'retry must be a whole number');
+  return value;
+}
+
 /** A list of strings; absent in payloads of versions before labels existed. */
 function stringList(data: Json, key: string, what: string): string[] {
   const value = data[key] ?? [];
@@ -97,13 +129,21 @@ export function parsePlatformBuildJob(value: unknown): PlatformBuildJob {
   const what = 'platform build job';
   const data = object(value, what);
   const pushTo = object(data.pushTo, what);
-  const commit = str(data, 'commit', what);
-  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) fail(what, 'commit must be a full commit SHA');
+  const contextDigest = str(data, 'contextDigest', what, true);
+  if (contextDigest !== undefined && !CONTEXT_DIGEST.test(contextDigest)) {
+    fail(what, 'contextDigest must be sha256:<hex>');
+  }
+  // An uploaded context replaces the git source: no repository, no commit.
+  const commit = contextDigest === undefined ? str(data, 'commit', what) : '';
+  if (contextDigest === undefined && !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) {
+    fail(what, 'commit must be a full commit SHA');
+  }
   return {
     buildId: str(data, 'buildId', what),
     platform: platform(data, what),
-    repo: str(data, 'repo', what),
+    repo: contextDigest === undefined ? str(data, 'repo', what) : '',
     commit,
+    ...(contextDigest !== undefined && { contextDigest }),
     dockerfile: str(data, 'dockerfile', what),
     context: str(data, 'context', what),
     target: str(data, 'target', what, true),
@@ -111,7 +151,16 @@ export function parsePlatformBuildJob(value: unknown): PlatformBuildJob {
     labels: stringMap(data, 'labels', what),
     requires: stringList(data, 'requires', what),
     pushTo: { registry: str(pushTo, 'registry', what), repository: str(pushTo, 'repository', what) },
+    retry: run(data, what),
+    ...(data.secrets !== undefined && { secrets: str(data, 'secrets', what) }),
+    ...(data.noCache !== undefined && { noCache: flag(data, 'noCache', what) }),
   };
+}
+
+function flag(data: Json, key: string, what: string): boolean {
+  const value = data[key];
+  if (typeof value !== 'boolean') fail(what, `${key} must be true or false`);
+  return value;
 }
 
 export function parsePlatformBuildResult(value: unknown): PlatformBuildResult {
@@ -138,8 +187,14 @@ export function parsePublishJob(value: unknown): PublishJob {
   const what = 'publish job';
   const data = object(value, what);
   const pushTo = object(data.pushTo, what);
+  let platforms: string[] | undefined;
+  if (data.platforms !== undefined) {
+    platforms = stringList(data, 'platforms', what).map((name) => platform({ platform: name }, what));
+  }
   return {
     buildId: str(data, 'buildId', what),
     pushTo: { registry: str(pushTo, 'registry', what), repository: str(pushTo, 'repository', what) },
+    retry: run(data, what),
+    ...(platforms ? { platforms } : {}),
   };
 }

@@ -1,29 +1,50 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { InvalidRepoPathError, resolveInCheckout } from '@farm/git';
-import type { PlatformBuildJob } from '@farm/queue';
+import { normalizeRegistry, parseImageReference } from '@farm/oci';
+import { SECRET_NAME, type PlatformBuildJob } from '@farm/queue';
 
 /** What the local and the SSH backend share about running one job with buildah. */
 
 /**
  * The `buildah bud` arguments after the global storage flags. buildah commits the image
  * straight into an OCI layout, its layers gzip-compressed as a push would compress them: no
- * separate `buildah push` (~100-200 ms per build), and nothing tagged in the storage, which
- * keeps only base images as cache. Every image says which commit it was built from, unless
- * the request labels it otherwise.
+ * separate `buildah push` (~100-200 ms per build), and nothing tagged in the storage. With
+ * `--layers` the storage keeps every step's result (untagged) as the agent's layer cache: a
+ * rebuild after a change reruns only the steps from the first changed one (measured by the
+ * bench: an unchanged RUN is reused; labels such as the revision are still applied to the final
+ * image). Every image says which commit it was built from, unless the request labels it otherwise.
  */
 export function budArguments(
   job: PlatformBuildJob,
-  paths: { platform: string; dockerfile: string; contextDir: string; layout: string },
+  paths: {
+    platform: string;
+    dockerfile: string;
+    contextDir: string;
+    layout: string;
+    /** Build secret id -> the file holding it (see writeSecretFiles). */
+    secretFiles?: Record<string, string>;
+  },
 ): string[] {
-  const args = ['bud', '--isolation', 'chroot', '--platform', paths.platform, '--format', 'oci'];
+  const args = ['bud', '--isolation', 'chroot', '--platform', paths.platform, '--format', 'oci', '--layers'];
   args.push('--disable-compression=false', '--file', paths.dockerfile, '--tag', `oci:${paths.layout}:image`);
+  // Every step runs again; buildah still stores the new results for later builds.
+  if (job.noCache) args.push('--no-cache');
   for (const [name, value] of Object.entries(job.buildArgs)) args.push('--build-arg', `${name}=${value}`);
+  // Secrets as files a RUN mounts (--mount=type=secret,id=NAME): never build args, which the
+  // image history records. The argument names the file, not the value.
+  for (const [name, file] of Object.entries(paths.secretFiles ?? {})) args.push('--secret', `id=${name},src=${file}`);
   const labels = {
     'org.opencontainers.image.revision': job.commit,
     'org.opencontainers.image.source': job.repo,
     ...job.labels,
   };
-  for (const [name, value] of Object.entries(labels)) args.push('--label', `${name}=${value}`);
+  for (const [name, value] of Object.entries(labels)) {
+    // An uploaded context has no commit or repository to name.
+    if (value === '' && !(name in job.labels)) continue;
+    args.push('--label', `${name}=${value}`);
+  }
   if (job.target) args.push('--target', job.target);
   args.push(paths.contextDir);
   return args;
@@ -49,6 +70,22 @@ export function loopbackRegistries(dockerfile: string): string[] {
   return [...new Set(found)];
 }
 
+/**
+ * Writes each build secret to a file of its own in `dir` (created 0700, files 0600), for
+ * buildah's `--secret id=NAME,src=FILE`; the caller removes `dir` once buildah has ended.
+ */
+export async function writeSecretFiles(dir: string, secrets: Record<string, string>): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  if (Object.keys(secrets).length === 0) return files;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const [name, value] of Object.entries(secrets)) {
+    if (!SECRET_NAME.test(name)) throw new UnrecoverableError(`invalid build secret id ${JSON.stringify(name)}`);
+    files[name] = join(dir, name);
+    await writeFile(files[name], value, { mode: 0o600, flag: 'wx' });
+  }
+  return files;
+}
+
 /** A repository path (Dockerfile, context) must exist and stay inside the checkout, also through symlinks. */
 export async function insideCheckout(checkout: string, path: string, field: string): Promise<string> {
   try {
@@ -58,4 +95,29 @@ export async function insideCheckout(checkout: string, path: string, field: stri
     if (error instanceof InvalidRepoPathError) throw new UnrecoverableError(error.message);
     throw error;
   }
+}
+
+/** A Dockerfile may name at most this many base repositories to mount from; the rest are uploaded. */
+const MAX_MOUNT_SOURCES = 3;
+
+/**
+ * The repositories of `registry` the Dockerfile's stages start FROM: the built image's base
+ * layers are already there, so the push mounts them (`POST ...?mount=&from=`) instead of
+ * uploading them again when the target repository lacks them. References with build args
+ * (`FROM ${BASE}`), stage names and other registries are left out.
+ */
+export function mountSources(dockerfile: string, registry: string): string[] {
+  const target = normalizeRegistry(registry);
+  const sources = new Set<string>();
+  for (const match of dockerfile.matchAll(/^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)/gim)) {
+    const image = match[1];
+    if (image.includes('$')) continue;
+    try {
+      const ref = parseImageReference(image);
+      if (ref.registry === target) sources.add(ref.repository);
+    } catch {
+      // Not an image reference buildah would accept either: the build reports it.
+    }
+  }
+  return [...sources].slice(0, MAX_MOUNT_SOURCES);
 }

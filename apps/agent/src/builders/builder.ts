@@ -1,5 +1,5 @@
 import type { Platform } from '@farm/domain';
-import type { PlatformBuildJob } from '@farm/queue';
+import type { BuildPhase, PlatformBuildJob } from '@farm/queue';
 
 /** What a builder pushed: the platform's image manifest, by digest. */
 export interface BuiltImage {
@@ -12,6 +12,13 @@ export interface BuiltImage {
 export interface BuildContext {
   signal: AbortSignal;
   log: (line: string) => void;
+  /** Called as the job enters a phase the builder alone can tell (`pushing`), for the live view. */
+  onPhase?: (phase: BuildPhase) => void;
+  /**
+   * The build secrets, id -> value, in clear: given to buildah as `--secret` files only (0600,
+   * removed after the build), never as build args. `log` masks their values.
+   */
+  secrets?: Record<string, string>;
 }
 
 /**
@@ -31,4 +38,9 @@ export interface Builder {
   /** Builds the image and pushes it by digest (no tag) to the job's target repository. */
   run(job: PlatformBuildJob, context: BuildContext): Promise<BuiltImage>;
   destroy(job: PlatformBuildJob): Promise<void>;
+  /**
+   * Removes what builds killed mid-way (canceled) left in the builder's storage, such as
+   * buildah working containers. Called only while the builder runs no job.
+   */
+  removeLeftovers?(): Promise<void>;
 }

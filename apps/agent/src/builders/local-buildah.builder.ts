@@ -1,13 +1,14 @@
 import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { checkoutCommit, RefNotFoundError } from '@farm/git';
+import { GitMirrors, RefNotFoundError } from '@farm/git';
 import { formatPlatform, type Platform } from '@farm/domain';
 import type { RegistryClient } from '@farm/oci';
 import type { PlatformBuildJob } from '@farm/queue';
 import { ProcessError, runProcess } from '../run-process';
 import type { Builder, BuildContext, BuiltImage } from './builder';
-import { budArguments, insideCheckout, registriesConf } from './buildah-job';
+import { budArguments, insideCheckout, mountSources, registriesConf, writeSecretFiles } from './buildah-job';
+import { fetchUploadedContext } from './uploaded-context';
 
 export interface LocalBuildahOptions {
   platform: Platform;
@@ -20,6 +21,8 @@ export interface LocalBuildahOptions {
   insecureRegistries: string[];
   /** docker config.json content for pulls of private base images, or undefined. */
   registryAuth?: unknown;
+  /** Where uploaded contexts (`farm build --upload`) are fetched from; undefined: none are built. */
+  contextRepository?: { registry: string; repository: string };
 }
 
 /** Builds with the buildah of this host (`--isolation chroot`, as root), pushes by digest. */
@@ -28,12 +31,15 @@ export class LocalBuildahBuilder implements Builder {
   readonly emulated: boolean;
   private readonly storageRoot: string;
   private readonly runRoot: string;
+  /** One bare mirror per repository, kept between jobs like the storage: a rebuild fetches only new commits. */
+  private readonly mirrors: GitMirrors;
 
   constructor(private readonly options: LocalBuildahOptions) {
     this.platform = options.platform;
     this.emulated = options.emulated;
     this.storageRoot = join(options.stateDir, 'storage');
     this.runRoot = join(options.stateDir, 'run');
+    this.mirrors = new GitMirrors(join(options.stateDir, 'git'));
   }
 
   /**
@@ -51,9 +57,13 @@ export class LocalBuildahBuilder implements Builder {
     const dir = this.workDir(job);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
+    if (job.contextDigest) {
+      const source = { registry: this.options.registry, repository: this.options.contextRepository };
+      return fetchUploadedContext(job.contextDigest, source, join(dir, 'src'), context);
+    }
     context.log(`checking out ${job.repo} at ${job.commit}`);
     try {
-      await checkoutCommit(job.repo, job.commit, join(dir, 'src'), {
+      await this.mirrors.checkout(job.repo, job.commit, join(dir, 'src'), {
         allowFile: this.options.allowFileRepos,
         signal: context.signal,
         onLog: context.log,
@@ -75,7 +85,9 @@ export class LocalBuildahBuilder implements Builder {
     const env = await this.buildahEnv(job, dockerfile);
     const platform = formatPlatform(this.platform);
     const layout = join(dir, 'oci');
-    const bud = [...this.globalArgs(), ...budArguments(job, { platform, dockerfile, contextDir, layout })];
+    const secretsDir = join(dir, 'secrets');
+    const secretFiles = await writeSecretFiles(secretsDir, context.secrets ?? {});
+    const bud = [...this.globalArgs(), ...budArguments(job, { platform, dockerfile, contextDir, layout, secretFiles })];
     context.log(`building ${platform}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
     try {
       await runProcess('buildah', bud, {
@@ -91,13 +103,24 @@ export class LocalBuildahBuilder implements Builder {
         throw new UnrecoverableError(`build failed: ${error.message}`);
       }
       throw error;
+    } finally {
+      // Secrets are on disk only while buildah runs.
+      await rm(secretsDir, { recursive: true, force: true });
     }
 
     // The farm's registry client pushes the layout by digest, without a tag.
+    context.onPhase?.('pushing');
     context.log(`pushing to ${job.pushTo.registry}/${job.pushTo.repository}`);
-    const descriptor = await this.options.registry.pushOciLayout(layout, job.pushTo);
+    // Base layers the target lacks are mounted from the base image's repository when it is on the same registry.
+    const mountFrom = mountSources(await readFile(dockerfile, 'utf8'), job.pushTo.registry);
+    const descriptor = await this.options.registry.pushOciLayout(layout, job.pushTo, { mountFrom });
     context.log(`pushed ${descriptor.digest}`);
     return { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size };
+  }
+
+  /** A killed `buildah bud` leaves its working container behind (mounted); base images stay. */
+  async removeLeftovers(): Promise<void> {
+    await runProcess('buildah', [...this.globalArgs(), 'rm', '--all'], { name: 'buildah rm' });
   }
 
   async destroy(job: PlatformBuildJob): Promise<void> {

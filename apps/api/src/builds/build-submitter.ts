@@ -1,11 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { FlowProducer } from 'bullmq';
-import { BuildRepository, type BuildWithPlatforms, type Db } from '@farm/db';
-import { buildFlow } from '@farm/queue';
+import { BuildRepository, IDEMPOTENCY_KEY_TTL_MS, type BuildWithPlatforms, type Db } from '@farm/db';
+import type { ApiConfig } from '@farm/config';
+import { flowForBuild, sealSecrets, type StoredBuild } from '@farm/queue';
 import { ApiError } from '../common/api-error';
-import { FLOW_PRODUCER } from '../tokens';
+import { API_CONFIG, FLOW_PRODUCER } from '../tokens';
 import type { ValidBuildRequest } from './build-request';
+import { checkSameRequest, type Idempotency } from './idempotency';
 
 /**
  * Stores a validated build at one commit and adds its flow. Shared by `POST /v1/builds` and the
@@ -18,62 +20,110 @@ export class BuildSubmitter {
   constructor(
     private readonly builds: BuildRepository,
     @Inject(FLOW_PRODUCER) private readonly flows: FlowProducer,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
   /**
-   * Within a transaction (`db`), the flow is added before the transaction commits: a failure to
-   * enqueue rolls the build back. Without one, a build whose flow could not be added is deleted
-   * again. Either way nothing is left stored for a build that is not queued.
+   * The build an earlier request with this idempotency key created, if the key is live (a 409
+   * when that request was another one). Asked before the ref is resolved, so a retry costs no
+   * git round trip and gets the commit the first request resolved.
+   */
+  async findEarlier(idempotency: Idempotency): Promise<BuildWithPlatforms | null> {
+    const build = await this.builds.findByIdempotencyKey(idempotency.key, this.keysExpiredBefore());
+    return build && checkSameRequest(build, idempotency);
+  }
+
+  /**
+   * The flow is added before the transaction that stores the build commits: a failure to
+   * enqueue rolls the build back, so nothing is left stored for a build that is not queued, and
+   * no row is ever seen without its flow. Within the caller's transaction (`db`, webhooks) that
+   * one is used; otherwise the build gets its own.
+   *
+   * With an idempotency key, the build and its flow are created in a transaction of their own
+   * that holds the key (BuildRepository.createOnce): of two requests racing with the same key,
+   * one creates the build and the other waits for it and answers with it.
    */
   async submit(
     request: ValidBuildRequest,
     commit: string,
-    options: { projectId?: string; db?: Db } = {},
+    options: { projectId?: string; db?: Db; idempotency?: Idempotency } = {},
   ): Promise<BuildWithPlatforms> {
+    if (options.idempotency) return this.submitOnce(request, commit, options.idempotency);
+    const row = this.newBuild(randomUUID(), request, commit);
+    const build = { ...row, projectId: options.projectId };
+    if (!options.db) return this.builds.createQueued(build, () => this.enqueue(row));
+    const created = await this.builds.create({ ...build, enqueuedAt: new Date() }, options.db);
+    await this.enqueue(row);
+    return created;
+  }
+
+  private async submitOnce(request: ValidBuildRequest, commit: string, idempotency: Idempotency) {
     const id = randomUUID();
-    const build = await this.builds.create(
+    const row = this.newBuild(id, request, commit);
+    const created = await this.builds.createOnce(
       {
-        id,
-        repo: request.repo,
-        ref: request.ref,
-        commit,
-        dockerfile: request.dockerfile,
-        context: request.context,
-        target: request.target,
-        tags: request.tags,
-        buildArgs: request.buildArgs,
-        labels: request.labels,
-        platforms: request.platforms,
-        requires: request.requires,
-        scheduleTimeout: request.scheduleTimeout,
-        projectId: options.projectId,
-        // In a transaction the flow is added before it commits: the row is never seen unqueued.
-        enqueuedAt: options.db ? new Date() : undefined,
+        ...row,
+        idempotencyKey: idempotency.key,
+        idempotencyHash: idempotency.requestHash,
       },
-      options.db,
+      () => this.enqueue(row),
     );
-    try {
-      await this.flows.add(
-        buildFlow({
-          buildId: id,
-          platforms: request.platforms,
-          repo: request.repo,
-          commit,
-          dockerfile: request.dockerfile,
-          context: request.context,
-          ...(request.target ? { target: request.target } : {}),
-          buildArgs: request.buildArgs,
-          labels: request.labels,
-          requires: request.requires,
-          pushTo: request.pushTo,
-        }),
+    if (created) return created;
+    const earlier = await this.findEarlier(idempotency);
+    // Taken a moment ago and gone already (deleted, or expired and released): rare enough to ask for a retry.
+    if (!earlier) throw new ApiError('conflict', 'a request with this Idempotency-Key is in progress; try again');
+    return earlier;
+  }
+
+  private keysExpiredBefore(): Date {
+    return new Date(Date.now() - IDEMPOTENCY_KEY_TTL_MS);
+  }
+
+  /**
+   * The build's secrets sealed for its agents (FARM_SECRETS_KEY), or undefined without any: the
+   * row and the payloads hold only this, never the values.
+   */
+  private seal(id: string, request: ValidBuildRequest): string | undefined {
+    if (Object.keys(request.secrets).length === 0) return undefined;
+    if (!this.config.secretsKey) {
+      throw new ApiError(
+        'unprocessable',
+        'this farm takes no build secrets: the api and the agents need FARM_SECRETS_KEY',
+        'secrets',
       );
+    }
+    return sealSecrets(request.secrets, this.config.secretsKey, id);
+  }
+
+  /** The build's row: what is stored, and what its jobs are made from. */
+  private newBuild(id: string, request: ValidBuildRequest, commit: string) {
+    return {
+      id,
+      repo: request.repo,
+      ref: request.ref,
+      commit,
+      dockerfile: request.dockerfile,
+      context: request.context,
+      contextDigest: request.contextDigest ?? null,
+      target: request.target,
+      tags: request.tags,
+      buildArgs: request.buildArgs,
+      secrets: this.seal(id, request) ?? null,
+      labels: request.labels,
+      platforms: request.platforms,
+      requires: request.requires,
+      scheduleTimeout: request.scheduleTimeout,
+      noCache: request.noCache,
+    };
+  }
+
+  /** Adds the build's flow; a 503 when Redis cannot take it. */
+  private async enqueue(build: StoredBuild & { platforms: string[] }): Promise<void> {
+    try {
+      await this.flows.add(flowForBuild(build, { platforms: build.platforms, retry: 0 }));
     } catch (error) {
-      this.logger.error(`could not enqueue build ${id}: ${(error as Error).message}`);
-      if (!options.db) await this.builds.delete(id);
+      this.logger.error(`could not enqueue build ${build.id}: ${(error as Error).message}`);
       throw new ApiError('unavailable', 'the build queue is unavailable; nothing was stored, try again');
     }
-    if (!options.db) await this.builds.markEnqueued(id);
-    return build;
   }
 }

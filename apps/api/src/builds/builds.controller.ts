@@ -1,32 +1,66 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiHeader, ApiOkResponse, ApiProduces } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { BuildsService } from './builds.service';
+import { BuildActionsService } from './build-actions.service';
 import { CreateBuildDto, ListBuildsQuery, LogsQuery } from './create-build.dto';
 import type { BuildView } from './build.view';
+import { Scopes } from '../common/auth.guard';
 
 @Controller('v1/builds')
 export class BuildsController {
-  constructor(private readonly builds: BuildsService) {}
+  constructor(
+    private readonly builds: BuildsService,
+    private readonly actions: BuildActionsService,
+  ) {}
 
   @Post()
+  @Scopes('builds:write')
   @HttpCode(202)
-  create(@Body() body: CreateBuildDto): Promise<BuildView> {
-    return this.builds.create(body);
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description:
+      'Makes the request safe to retry: the same key with the same request answers 202 with the build ' +
+      'the first request created (no second build); the same key with another request answers 409. ' +
+      '1 to 255 printable ASCII characters (e.g. a UUID), else 400. Keys are kept for 24 hours and are ' +
+      'global to the farm, not per caller: use random ones.',
+  })
+  create(@Body() body: CreateBuildDto, @Headers('idempotency-key') idempotencyKey?: string): Promise<BuildView> {
+    return this.builds.create(body, idempotencyKey);
   }
 
   @Get()
+  @Scopes('builds:read')
   list(@Query() query: ListBuildsQuery): Promise<{ builds: BuildView[]; nextCursor: string | null }> {
     return this.builds.list(query);
   }
 
   @Get(':id')
+  @Scopes('builds:read')
   get(@Param('id') id: string): Promise<BuildView> {
     return this.builds.get(id);
   }
 
+  /** Stops a queued or running build: 409 for one that ended or is publishing its index. */
+  @Post(':id/cancel')
+  @Scopes('builds:write')
+  @HttpCode(202)
+  cancel(@Param('id') id: string): Promise<BuildView> {
+    return this.actions.cancel(id);
+  }
+
+  /** Reruns the platforms of a failed or canceled build that did not succeed, then publishes: 409 otherwise. */
+  @Post(':id/retry')
+  @Scopes('builds:write')
+  @HttpCode(202)
+  retry(@Param('id') id: string): Promise<BuildView> {
+    return this.actions.retry(id);
+  }
+
   /** Plain text, or with `follow=true` Server-Sent Events until the build ends (see LogFollower). */
   @Get(':id/logs')
+  @Scopes('builds:read')
   @ApiProduces('text/plain', 'text/event-stream')
   @ApiOkResponse({
     description:

@@ -5,11 +5,13 @@ import type { ApiConfig } from '@farm/config';
 import { BuildRepository, type BuildWithPlatforms } from '@farm/db';
 import { GitError, RefNotFoundError, resolveRef } from '@farm/git';
 import { addLogContext } from '@farm/logging';
-import { readLogText } from '@farm/queue';
+import { readLogText, readProgress } from '@farm/queue';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, REDIS } from '../tokens';
 import { validateBuildRequest, validatePlatform } from './build-request';
 import { BuildSubmitter } from './build-submitter';
+import { ContextStore } from '../contexts/context-store';
+import { requestHash, validateIdempotencyKey } from './idempotency';
 import { toBuildView, type BuildView } from './build.view';
 import { LogFollower } from './log-follower';
 import type { CreateBuildDto, ListBuildsQuery } from './create-build.dto';
@@ -30,32 +32,50 @@ export class BuildsService implements BeforeApplicationShutdown {
   constructor(
     private readonly builds: BuildRepository,
     private readonly submitter: BuildSubmitter,
+    private readonly contexts: ContextStore,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
   /**
    * Validates, resolves the ref to one commit (so every platform builds the same source),
-   * stores the build and adds its flow. Nothing is stored or queued for a bad request.
+   * stores the build and adds its flow. Nothing is stored or queued for a bad request. With an
+   * idempotency key, a repeated request answers with the build the first one created.
    */
-  async create(dto: CreateBuildDto): Promise<BuildView> {
+  async create(dto: CreateBuildDto, idempotencyKey?: string): Promise<BuildView> {
+    const key = validateIdempotencyKey(idempotencyKey);
     const request = validateBuildRequest(dto, { allowFileRepos: this.config.allowFileRepos });
-    const commit = request.commit ?? (await this.resolveCommit(request.repo, request.ref ?? 'HEAD'));
-    const build = await this.submitter.submit(request, commit);
+    const idempotency = key === undefined ? undefined : { key, requestHash: requestHash(request) };
+    const earlier = idempotency && (await this.submitter.findEarlier(idempotency));
+    if (earlier) {
+      addLogContext({ buildId: earlier.id });
+      return toBuildView(earlier);
+    }
+    // An uploaded context has no commit; it must be in the context store before agents look for it.
+    if (request.contextDigest) await this.contexts.requireUploaded(request.contextDigest);
+    const commit = request.contextDigest
+      ? ''
+      : (request.commit ?? (await this.resolveCommit(request.repo, request.ref ?? 'HEAD')));
+    const build = await this.submitter.submit(request, commit, { idempotency });
     // The request's log lines (and its closing line) name the build they created.
     addLogContext({ buildId: build.id });
     return toBuildView(build);
   }
 
+  /** The build, with what agents say its running platforms are doing (step N of M, pushing). */
   async get(id: string): Promise<BuildView> {
-    return toBuildView(await this.findOrThrow(id));
+    const build = await this.findOrThrow(id);
+    if (!build.platforms.some((p) => p.status === 'running')) return toBuildView(build);
+    // Progress is a nicety: without Redis the build is still shown.
+    const progress = await readProgress(this.redis, this.config.queuePrefix, id).catch(() => undefined);
+    return toBuildView(build, progress);
   }
 
   async list(query: ListBuildsQuery): Promise<{ builds: BuildView[]; nextCursor: string | null }> {
     const limit = query.limit ? Number(query.limit) : 20;
     const builds = await this.builds.list({ status: query.status, repo: query.repo, cursor: query.cursor, limit });
     return {
-      builds: builds.map(toBuildView),
+      builds: builds.map((build) => toBuildView(build)),
       nextCursor: builds.length === limit ? builds[builds.length - 1].id : null,
     };
   }

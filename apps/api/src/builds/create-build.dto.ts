@@ -1,5 +1,6 @@
 import {
   IsInt,
+  IsBoolean,
   Max,
   Min,
   ArrayMaxSize,
@@ -8,6 +9,7 @@ import {
   IsOptional,
   IsString,
   Matches,
+  ValidateIf,
   MaxLength,
   MinLength,
 } from 'class-validator';
@@ -20,15 +22,27 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
  * BuildsService, so the rules live in one place for the API, the CLI and webhooks alike.
  */
 export class CreateBuildDto {
-  @ApiProperty({
-    description: 'Git repository URL agents clone',
+  @ApiPropertyOptional({
+    description: 'Git repository URL agents clone; required unless contextDigest is given',
     maxLength: 2048,
     example: 'https://git.example.com/team/app.git',
   })
+  @ValidateIf((dto: CreateBuildDto) => dto.contextDigest === undefined || dto.repo !== undefined)
   @IsString()
   @MinLength(1)
   @MaxLength(2048)
-  repo!: string;
+  repo?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'An uploaded build context (POST /v1/contexts) to build instead of a git commit; ' +
+      'repo, ref and commit are then not given, and dockerfile and context are paths inside it',
+    pattern: '^sha256:[0-9a-f]{64}$',
+  })
+  @IsOptional()
+  @IsString()
+  @Matches(/^sha256:[0-9a-f]{64}$/, { message: 'contextDigest must be sha256: and 64 lowercase hex digits' })
+  contextDigest?: string;
 
   @ApiPropertyOptional({
     description: 'Branch, tag or ref resolved once to a commit; default: the remote HEAD',
@@ -86,6 +100,20 @@ export class CreateBuildDto {
   @IsObject()
   buildArgs?: Record<string, string>;
 
+  @ApiPropertyOptional({
+    description:
+      'Build secrets, by id: each reaches the build as a file only for the RUN steps that mount it ' +
+      '(`RUN --mount=type=secret,id=NAME cat /run/secrets/NAME`), never as a build arg, in the ' +
+      'image or its history, in logs (masked) or in responses; stored and queued only encrypted ' +
+      '(FARM_SECRETS_KEY). Ids: letters, digits, "_", "." and "-" (at most 64); values up to 32 KiB.',
+    type: 'object',
+    additionalProperties: { type: 'string', writeOnly: true },
+    example: { NPM_TOKEN: '<secret>' },
+  })
+  @IsOptional()
+  @IsObject()
+  secrets?: Record<string, string>;
+
   @ApiPropertyOptional({ description: 'Image labels', type: 'object', additionalProperties: { type: 'string' } })
   @IsOptional()
   @IsObject()
@@ -127,6 +155,16 @@ export class CreateBuildDto {
   @Min(1)
   @Max(86_400)
   scheduleTimeout?: number;
+
+  @ApiPropertyOptional({
+    description:
+      'Reuse nothing: no cached layer and no image an agent built earlier from the same inputs (like `docker build --no-cache`)',
+    type: 'boolean',
+    default: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  noCache?: boolean;
 }
 
 export class ListBuildsQuery {

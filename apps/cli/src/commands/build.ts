@@ -2,10 +2,11 @@ import { machine } from 'node:os';
 import { formatPlatform, parsePlatform, platformFromMachine } from '@farm/domain';
 import { readCheckout } from '../checkout';
 import { type CliContext, farmClient, parseCommand } from '../context';
-import { CliError, ConnectionError, EXIT, FarmApiError, UsageError } from '../errors';
+import { ConnectionError, EXIT, FarmApiError, UsageError } from '../errors';
 import type { BuildRequest, BuildView, FarmClient } from '../farm-client';
 import { formatDuration, lastLines } from '../format';
 import { ProgressView } from '../progress';
+import { uploadContext } from '../upload';
 
 const POLL_INTERVAL_MS = 500;
 /** How long the farm may be unreachable while a build runs before the CLI gives up following it. */
@@ -23,16 +24,18 @@ const OPTIONS = {
   'no-wait': { type: 'boolean' },
   json: { type: 'boolean' },
   upload: { type: 'boolean' },
+  'no-cache': { type: 'boolean' },
 } as const;
 
 /**
  * `farm build [PATH] -t TAG...`: builds the HEAD commit of the git checkout around PATH, as the
- * farm's agents clone it from `origin`, and follows it with a per-platform live view.
+ * farm's agents clone it from `origin`, and follows it with a per-platform live view. With
+ * `--upload` it builds the directory PATH as it is instead (uncommitted files too, as
+ * `.dockerignore` leaves them), uploaded to the farm as a context archive.
  * Exit 0 when the index is published, 1 when the build failed or was canceled.
  */
 export async function build(argv: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(argv, OPTIONS, 1);
-  if (values.upload) throw new CliError('--upload (building uncommitted files) is not supported yet');
   const flags = {
     platforms: platforms(values.platform),
     tags: tags(values.tag),
@@ -41,18 +44,18 @@ export async function build(argv: string[], ctx: CliContext): Promise<number> {
   };
 
   const client = await farmClient(ctx);
-  const source = await readCheckout(positionals[0] ?? '.', values.file);
-  for (const warning of source.warnings) ctx.stderr.write(`warning: ${warning}\n`);
+  const path = positionals[0] ?? '.';
+  const source = values.upload
+    ? await uploadedSource(client, path, values.file, ctx)
+    : await checkoutSource(path, values.file, ctx);
   const request: BuildRequest = {
-    repo: source.repo,
-    commit: source.commit,
-    context: source.context,
-    dockerfile: source.dockerfile,
+    ...source,
     platforms: flags.platforms,
     tags: flags.tags,
     ...(Object.keys(flags.buildArgs).length > 0 ? { buildArgs: flags.buildArgs } : {}),
     ...(values.target !== undefined ? { target: values.target } : {}),
     ...(flags.requires.length > 0 ? { requires: flags.requires } : {}),
+    ...(values['no-cache'] ? { noCache: true } : {}),
   };
 
   const submitted = await client.createBuild(request);
@@ -66,7 +69,10 @@ export async function build(argv: string[], ctx: CliContext): Promise<number> {
     return ended.status === 'succeeded' ? EXIT.ok : EXIT.buildFailed;
   }
 
-  ctx.stdout.write(`build ${submitted.id}  ${submitted.repo} @ ${submitted.commit.slice(0, 12)}\n`);
+  const built = submitted.contextDigest
+    ? `uploaded context ${submitted.contextDigest.slice(0, 19)}`
+    : `${submitted.repo} @ ${submitted.commit.slice(0, 12)}`;
+  ctx.stdout.write(`build ${submitted.id}  ${built}\n`);
   const view = new ProgressView(ctx.stdout);
   const interrupted = () => {
     view.release();
@@ -84,8 +90,28 @@ export async function build(argv: string[], ctx: CliContext): Promise<number> {
   return report(ended, client, ctx);
 }
 
+type Source = Pick<BuildRequest, 'repo' | 'commit' | 'contextDigest' | 'context' | 'dockerfile'>;
+
+/** The checkout's origin and HEAD, which agents clone; warns when they would not see what is here. */
+async function checkoutSource(path: string, dockerfile: string | undefined, ctx: CliContext): Promise<Source> {
+  const source = await readCheckout(path, dockerfile);
+  for (const warning of source.warnings) ctx.stderr.write(`warning: ${warning}\n`);
+  return { repo: source.repo, commit: source.commit, context: source.context, dockerfile: source.dockerfile };
+}
+
+/** `--upload`: the directory as it is (uncommitted files too), uploaded; agents fetch it by digest. */
+async function uploadedSource(
+  client: FarmClient,
+  path: string,
+  dockerfile: string | undefined,
+  ctx: CliContext,
+): Promise<Source> {
+  const uploaded = await uploadContext(client, path, dockerfile, (line) => ctx.stderr.write(`${line}\n`));
+  return { contextDigest: uploaded.digest, context: '.', dockerfile: uploaded.dockerfile };
+}
+
 /** Polls the build until it ends, riding out short outages of the farm. */
-async function follow(client: FarmClient, id: string, onUpdate: (build: BuildView) => void): Promise<BuildView> {
+export async function follow(client: FarmClient, id: string, onUpdate: (build: BuildView) => void): Promise<BuildView> {
   let unreachableSince: number | null = null;
   for (;;) {
     try {
@@ -105,7 +131,7 @@ async function follow(client: FarmClient, id: string, onUpdate: (build: BuildVie
   }
 }
 
-async function report(build: BuildView, client: FarmClient, ctx: CliContext): Promise<number> {
+export async function report(build: BuildView, client: FarmClient, ctx: CliContext): Promise<number> {
   const took = build.finishedAt
     ? ` in ${formatDuration(Date.parse(build.finishedAt) - Date.parse(build.createdAt))}`
     : '';

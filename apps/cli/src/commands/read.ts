@@ -39,7 +39,7 @@ export async function builds(argv: string[], ctx: CliContext): Promise<number> {
     b.id,
     b.status,
     b.platforms.map((p) => `${arch(p.platform)}:${p.status}`).join(' '),
-    b.commit.slice(0, 12),
+    b.contextDigest ? 'uploaded' : b.commit.slice(0, 12),
     b.tags.length > 1 ? `${b.tags[0]} (+${b.tags.length - 1})` : (b.tags[0] ?? '-'),
     formatAge(b.createdAt, now),
   ]);
@@ -60,11 +60,13 @@ function describeBuild(b: BuildView, now: number): string {
   const fields: [string, string][] = [
     ['id', b.id],
     ['status', b.status],
-    ['repo', b.repo],
+    ['repo', b.repo || '-'],
     ['ref', b.ref ?? '-'],
-    ['commit', b.commit],
+    ['commit', b.commit || '-'],
     ['dockerfile', b.dockerfile],
     ['context', b.context],
+    // An uploaded context (farm build --upload) is built instead of a commit.
+    ...(b.contextDigest ? [['uploaded', b.contextDigest] as [string, string]] : []),
     ['target', b.target ?? '-'],
     ['requires', b.requires.length > 0 ? b.requires.join(', ') : '-'],
     ['digest', b.digest ?? '-'],

@@ -46,6 +46,12 @@ rm -rf -- "$1" && mkdir -p -- "$1/src" "$1/tmp" && cd -- "$1" && echo $$ > "$2" 
 exec tar -xf - -C "$1/src"`;
 
 /**
+ * Writes stdin, a build secret, to the file `$2` of the dir `$1` (created 0700, the file 0600),
+ * for buildah's `--secret`; the value never appears in a command line.
+ */
+export const RECEIVE_SECRET = `umask 077 && mkdir -p -- "$1" && cat > "$1/$2"`;
+
+/**
  * Runs the build command of the job dir `$1` in its own process group. Arguments: the job dir,
  * the working dir (inside it), the pidfile, the registries.conf content and its path, the path
  * for stdin (the registry credentials, written 0600; empty: none), then the command's argv.

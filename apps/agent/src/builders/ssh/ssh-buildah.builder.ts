@@ -7,12 +7,13 @@ import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { UnrecoverableError } from 'bullmq';
 import { formatPlatform, normalizePlatform, parsePlatform, platformFromMachine, type Platform } from '@farm/domain';
-import { checkoutCommit, InvalidRefError, InvalidRepoUrlError, RefNotFoundError } from '@farm/git';
+import { GitMirrors, InvalidRefError, InvalidRepoUrlError, RefNotFoundError } from '@farm/git';
 import type { RegistryClient } from '@farm/oci';
-import type { PlatformBuildJob } from '@farm/queue';
+import { SECRET_NAME, type PlatformBuildJob } from '@farm/queue';
 import { exitProgram } from '../../platform-probe';
 import type { Builder, BuildContext, BuiltImage } from '../builder';
-import { budArguments, insideCheckout, registriesConf } from '../buildah-job';
+import { budArguments, insideCheckout, mountSources, registriesConf } from '../buildah-job';
+import { fetchUploadedContext } from '../uploaded-context';
 import { RemoteCommandError, SshConnection, SshConnectionError } from './connection';
 import { hostKeyPolicy, type HostKeyPolicy } from './host-key';
 import { Collector, parseLayoutListing } from './layout-listing';
@@ -22,6 +23,7 @@ import {
   CLEAN_AGENT,
   LIST_LAYOUT,
   PROBE,
+  RECEIVE_SECRET,
   RECEIVE_SOURCE,
   REMOVE_JOB,
   RUN_PROBE_PROGRAM,
@@ -58,10 +60,14 @@ export interface SshBuilderOptions {
   insecureRegistries: string[];
   /** docker config.json content for pulls of private base images on the host, or undefined. */
   registryAuth?: unknown;
+  /** Where uploaded contexts (`farm build --upload`) are fetched from; undefined: none are built. */
+  contextRepository?: { registry: string; repository: string };
   /** The agent's state on the host (an absolute path). Default `/var/lib/buildfarm-ssh`. */
   remoteStateDir?: string;
   /** Where the agent keeps checkouts and fetched images of running jobs. Default `$TMPDIR/buildfarm-ssh`. */
   localWorkDir?: string;
+  /** Where the agent keeps its git mirrors, one per repository (kept between jobs). Default `<localWorkDir>-git`. */
+  gitMirrorDir?: string;
   /** SSH keepalive period; a host silent for `keepaliveCountMax` periods counts as lost. Default 2000 ms. */
   keepaliveIntervalMs?: number;
   /** Default 3. */
@@ -180,6 +186,8 @@ export class SshBuilder implements Builder {
   /** Removing leftover buildah containers; new jobs wait for it (see destroy). */
   private storageCleanup: Promise<void> = Promise.resolve();
   private commandCount = 0;
+  /** The agent checks out from a mirror per repository, which fetches only the commits it lacks. */
+  private readonly mirrors: GitMirrors;
 
   /** @internal Use {@link connectSshBuilder}. */
   constructor(
@@ -193,6 +201,7 @@ export class SshBuilder implements Builder {
     this.hostPlatform = formatPlatform(platformFromMachine(session.machine));
     this.session = Promise.resolve(session);
     this.watch(session);
+    this.mirrors = new GitMirrors(settings.options.gitMirrorDir ?? `${settings.localDir}-git`);
   }
 
   /** `user@host:port` of the builder host. */
@@ -212,9 +221,21 @@ export class SshBuilder implements Builder {
 
     await rm(local, { recursive: true, force: true });
     await mkdir(local, { recursive: true });
+    if (job.contextDigest) {
+      // Unpacked (and vetted) here, then sent like a checkout: the host never unpacks an untrusted archive.
+      const { registry, contextRepository } = this.settings.options;
+      await fetchUploadedContext(
+        job.contextDigest,
+        { registry, repository: contextRepository },
+        join(local, 'src'),
+        context,
+      );
+      context.log(`sending the source to ${this.settings.host}`);
+      return this.sendSource(session, remote, join(local, 'src'), context);
+    }
     context.log(`checking out ${job.repo} at ${job.commit}`);
     try {
-      await checkoutCommit(job.repo, job.commit, join(local, 'src'), {
+      await this.mirrors.checkout(job.repo, job.commit, join(local, 'src'), {
         allowFile: this.settings.options.allowFileRepos,
         signal: context.signal,
         onLog: context.log,
@@ -252,7 +273,8 @@ export class SshBuilder implements Builder {
     const platform = formatPlatform(this.platform);
 
     // The checkout on the agent is the same tree as the host's copy: read the Dockerfile here.
-    const registries = registriesConf(await readFile(dockerfile, 'utf8'), this.settings.options.insecureRegistries);
+    const dockerfileText = await readFile(dockerfile, 'utf8');
+    const registries = registriesConf(dockerfileText, this.settings.options.insecureRegistries);
     const env = [
       `CONTAINERS_REGISTRIES_CONF=${remote}/registries.conf`,
       `TMPDIR=${remote}/tmp`,
@@ -263,12 +285,26 @@ export class SshBuilder implements Builder {
     const authFile = auth ? `${remote}/auth.json` : '';
     if (authFile) env.push(`REGISTRY_AUTH_FILE=${authFile}`);
 
+    // Build secrets travel on stdin into 0600 files beside the source, removed after the build.
+    const secretsDir = `${remote}/secrets`;
+    const secretFiles: Record<string, string> = {};
+    for (const [name, value] of Object.entries(context.secrets ?? {})) {
+      if (!SECRET_NAME.test(name)) throw new UnrecoverableError(`invalid build secret id ${JSON.stringify(name)}`);
+      await session.connection.exec(script(RECEIVE_SECRET, secretsDir, name), {
+        name: 'sending a build secret',
+        stdin: Buffer.from(value),
+        signal: context.signal,
+      });
+      secretFiles[name] = `${secretsDir}/${name}`;
+    }
+
     // As the local builder: commit straight into an OCI layout, nothing tagged in storage.
     const budArgs = budArguments(job, {
       platform,
       dockerfile: remoteSource(dockerfile),
       contextDir: remoteSource(contextDir),
       layout: `${remote}/oci`,
+      secretFiles,
     });
     const bud = ['env', ...env, 'buildah', ...this.storageArgs(session), ...budArgs];
     context.log(`building ${platform} on ${this.settings.host}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
@@ -295,12 +331,21 @@ export class SshBuilder implements Builder {
         throw new UnrecoverableError(`build failed: ${error.message}`);
       }
       throw error;
+    } finally {
+      // destroy() removes the job dir too, but the secrets go at once.
+      if (Object.keys(secretFiles).length > 0) {
+        await session.connection
+          .exec(shellCommand(['rm', '-rf', '--', secretsDir]), { name: 'removing the build secrets' })
+          .catch((error: Error) => context.log(`could not remove the build secrets yet: ${error.message}`));
+      }
     }
 
     const layout = join(local, 'oci');
+    context.onPhase?.('pushing');
     await this.fetchLayout(session, `${remote}/oci`, layout, job, context);
     context.log(`pushing to ${job.pushTo.registry}/${job.pushTo.repository}`);
-    const descriptor = await this.settings.options.registry.pushOciLayout(layout, job.pushTo);
+    const mountFrom = mountSources(dockerfileText, job.pushTo.registry);
+    const descriptor = await this.settings.options.registry.pushOciLayout(layout, job.pushTo, { mountFrom });
     context.log(`pushed ${descriptor.digest}`);
     state.succeeded = true;
     return { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size };

@@ -33,6 +33,13 @@ export async function getJson(path, signal) {
   return response.json();
 }
 
+/** POST to a REST v1 action (cancel, retry); resolves with the JSON it answers. */
+export async function postJson(path) {
+  const response = await fetch(path, { method: 'POST', headers: headers({ Accept: 'application/json' }) });
+  if (!response.ok) throw await failure(response);
+  return response.json();
+}
+
 /** GET /metrics (Prometheus text). */
 export async function getMetrics(signal) {
   const response = await fetch('/metrics', { signal });

@@ -1,10 +1,12 @@
 // The dashboard: hash routes #/builds, #/builds/<id>, #/agents, #/queue. Every string from the
 // API reaches the DOM through text nodes or attributes (el() below), never as HTML.
-import { followLogs, getJson, getMetrics, queueDepthByPlatform, token, Unauthorized } from './api.js';
+import { followLogs, getJson, getMetrics, postJson, queueDepthByPlatform, token, Unauthorized } from './api.js';
 
 const REFRESH_MS = 2000;
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'];
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
+const CANCELABLE = new Set(['queued', 'running']);
+const RETRYABLE = new Set(['failed', 'canceled']);
 const MAX_LOG_LINES = 5000;
 
 /** Creates an element; children are nodes or strings (always text), null/false are skipped. */
@@ -23,6 +25,16 @@ function el(tag, attributes = {}, ...children) {
 }
 
 const chip = (status, label = status) => el('span', { class: `chip ${status}`, 'data-status': status }, label);
+
+/** What a running platform's agent is doing: "checking out", "building step 2 of 5", "pushing". */
+function progressText(progress) {
+  if (!progress) return '';
+  if (progress.phase === 'preparing') return 'checking out';
+  if (progress.phase === 'pushing') return 'pushing';
+  if (!progress.step || !progress.steps) return 'building';
+  const stage = progress.stages > 1 ? ` (stage ${progress.stage} of ${progress.stages})` : '';
+  return `building step ${progress.step} of ${progress.steps}${stage}`;
+}
 const short = (digest) => (digest ? digest.replace(/^sha256:/, '').slice(0, 12) : '');
 
 function duration(start, end) {
@@ -122,7 +134,7 @@ function buildsPage(query) {
             {},
             build.platforms.map((p) => chip(p.status, p.platform)),
           ),
-          el('td', { class: 'mono' }, build.repo, build.ref ? ` @ ${build.ref}` : ''),
+          el('td', { class: 'mono' }, build.repo || 'uploaded context', build.ref ? ` @ ${build.ref}` : ''),
           el('td', {}, new Date(build.createdAt).toLocaleString()),
           el('td', {}, duration(build.startedAt, build.finishedAt)),
         ),
@@ -139,23 +151,42 @@ function buildPage(id) {
   const rows = el('tbody');
   const logs = el('div', { class: 'logs' });
   const panes = new Map();
-  const unavailable = 'not available in this version';
+  const actionError = el('p', { id: 'action-error', class: 'error', role: 'alert' });
+  // Enabled by render() in the states the farm accepts them in; a click waits for the answer.
+  const act = (action) => async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    actionError.textContent = '';
+    try {
+      await postJson(`/v1/builds/${encodeURIComponent(id)}/${action}`);
+      // A retry starts a new run: poll and follow the logs again, from a fresh page.
+      if (action === 'retry') return route();
+      render(await getJson(`/v1/builds/${encodeURIComponent(id)}`, page.signal));
+    } catch (error) {
+      if (error instanceof Unauthorized) return signOut('Your token was refused; sign in again.');
+      actionError.textContent = `${action === 'cancel' ? 'Cancel' : 'Retry'} failed: ${error.message}`;
+    }
+  };
+  const cancelButton = el(
+    'button',
+    { type: 'button', id: 'cancel-build', disabled: true, title: 'Stop this build', onclick: act('cancel') },
+    'Cancel',
+  );
+  const retryButton = el(
+    'button',
+    {
+      type: 'button',
+      id: 'retry-build',
+      disabled: true,
+      title: 'Rebuild the platforms that did not succeed',
+      onclick: act('retry'),
+    },
+    'Retry',
+  );
   view().replaceChildren(
     el('h2', {}, 'Build ', el('span', { class: 'mono' }, id)),
-    el(
-      'div',
-      { class: 'toolbar' },
-      el(
-        'button',
-        { type: 'button', disabled: true, title: unavailable, 'aria-label': `Cancel (${unavailable})` },
-        'Cancel',
-      ),
-      el(
-        'button',
-        { type: 'button', disabled: true, title: unavailable, 'aria-label': `Retry (${unavailable})` },
-        'Retry',
-      ),
-    ),
+    el('div', { class: 'toolbar' }, cancelButton, retryButton),
+    actionError,
     summary,
     el(
       'table',
@@ -192,14 +223,22 @@ function buildPage(id) {
   };
 
   const render = (build) => {
+    cancelButton.disabled = !CANCELABLE.has(build.status);
+    retryButton.disabled = !RETRYABLE.has(build.status);
     const field = (name, ...value) => [el('dt', {}, name), el('dd', {}, ...value)];
     summary.replaceChildren(
       ...field('Status', chip(build.status)),
-      ...field('Repository', el('span', { class: 'mono' }, build.repo), build.ref ? ` @ ${build.ref}` : ''),
-      ...field('Commit', el('code', {}, build.commit)),
+      // An uploaded context (farm build --upload) is built instead of a repository's commit.
+      ...(build.contextDigest
+        ? field('Uploaded context', el('code', { id: 'context-digest' }, build.contextDigest))
+        : [
+            ...field('Repository', el('span', { class: 'mono' }, build.repo), build.ref ? ` @ ${build.ref}` : ''),
+            ...field('Commit', el('code', {}, build.commit)),
+          ]),
       ...field('Index digest', el('code', { id: 'index-digest' }, build.digest ?? '—')),
       ...field('Tags', build.tags.length ? build.tags.map((t) => el('code', { class: 'chip-tag' }, t, ' ')) : '—'),
       ...field('Duration', duration(build.startedAt, build.finishedAt) || '—'),
+      ...(build.retries ? field('Retries', String(build.retries)) : []),
       ...(build.error ? field('Error', el('span', { class: 'error' }, build.error)) : []),
     );
     rows.replaceChildren(
@@ -208,7 +247,13 @@ function buildPage(id) {
           'tr',
           { 'data-platform': p.platform },
           el('th', { scope: 'row' }, p.platform),
-          el('td', {}, chip(p.status), p.statusReason ? el('span', { class: 'muted' }, ` ${p.statusReason}`) : null),
+          el(
+            'td',
+            {},
+            chip(p.status),
+            p.statusReason ? el('span', { class: 'muted' }, ` ${p.statusReason}`) : null,
+            p.progress ? el('span', { class: 'muted progress' }, ` ${progressText(p.progress)}`) : null,
+          ),
           el('td', {}, p.agent ?? '—'),
           el('td', {}, p.emulated ? 'yes (QEMU)' : 'no'),
           el('td', {}, p.digest ? el('code', { title: p.digest }, short(p.digest)) : '—'),

@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { access, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GitError, InvalidRefError, RefNotFoundError } from './errors';
+import type { CheckoutOptions } from './remote';
+import { runGit } from './run';
+import { isCommitSha, validateRepoUrl } from './validate';
+
+/** What {@link GitMirrors.checkout} did, for the build log and the bench. */
+export interface MirrorCheckout {
+  /** False when the mirror already held the commit: nothing went over the network. */
+  fetched: boolean;
+}
+
+/**
+ * One bare mirror per repository under `root` (an agent's state dir), keyed by a hash of the
+ * URL. A checkout fetches only a commit the mirror lacks (shallow, into the mirror), then checks
+ * it out into a fresh dir that borrows the mirror's objects (git alternates) instead of copying
+ * them: a rebuild of a known commit touches no network and copies no objects.
+ *
+ * Fetches into one mirror are serialized (one lock per repository, within this process: each
+ * agent has its own state dir); checkouts from it run in parallel. Mirrors never drop objects
+ * (`gc.auto=0`), since checkouts of running jobs read them through alternates; they grow with
+ * the commits built, like the layer cache, and may be deleted whenever no job runs.
+ */
+export class GitMirrors {
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly root: string) {}
+
+  /** The mirror's path for `repoUrl`. */
+  mirrorPath(repoUrl: string): string {
+    return join(this.root, `${createHash('sha256').update(repoUrl).digest('hex').slice(0, 40)}.git`);
+  }
+
+  /**
+   * Checks out exactly `commit` of `repoUrl` into `dir` (empty or absent), detached, and
+   * verifies HEAD. Same contract and errors as `checkoutCommit`.
+   */
+  async checkout(repoUrl: string, commit: string, dir: string, opts: CheckoutOptions = {}): Promise<MirrorCheckout> {
+    validateRepoUrl(repoUrl, { allowFile: opts.allowFile === true });
+    if (!isCommitSha(commit)) {
+      throw new InvalidRefError(`invalid commit ${JSON.stringify(commit)}: expected a full lowercase hex SHA`);
+    }
+    await prepareEmptyDir(dir);
+
+    const deadline = opts.timeoutMs === undefined ? undefined : Date.now() + opts.timeoutMs;
+    const timedOut = (): boolean => deadline !== undefined && Date.now() >= deadline;
+    const git = async (cwd: string, args: string[]): Promise<string> => {
+      try {
+        return await runGit(args, {
+          ...opts,
+          cwd,
+          timeoutMs: deadline === undefined ? undefined : Math.max(1, deadline - Date.now()),
+          onStderrLine: opts.onLog,
+        });
+      } catch (error) {
+        if (timedOut() && !opts.signal?.aborted) {
+          throw new GitError(`checkout of ${commit} timed out after ${opts.timeoutMs} ms`);
+        }
+        throw error;
+      }
+    };
+
+    const mirror = this.mirrorPath(repoUrl);
+    const fetched = await this.exclusive(mirror, () => this.ensureCommit(mirror, repoUrl, commit, git, opts, timedOut));
+
+    // No templates: nothing (sample hooks included) from the host's git installation.
+    await git(dir, ['init', '--quiet', '--template=', '--', '.']);
+    await writeFile(join(dir, '.git', 'objects', 'info', 'alternates'), `${join(mirror, 'objects')}\n`);
+    await git(dir, ['checkout', '--quiet', '--detach', commit, '--']);
+    const head = (await git(dir, ['rev-parse', '--verify', 'HEAD'])).trim();
+    if (head !== commit) throw new GitError(`checked out ${head} instead of ${commit}`);
+    return { fetched };
+  }
+
+  /** Makes the mirror hold `commit`; true when it had to fetch it. */
+  private async ensureCommit(
+    mirror: string,
+    repoUrl: string,
+    commit: string,
+    git: (cwd: string, args: string[]) => Promise<string>,
+    opts: CheckoutOptions,
+    timedOut: () => boolean,
+  ): Promise<boolean> {
+    if (!(await exists(join(mirror, 'HEAD')))) await this.createMirror(mirror, git);
+    const present = async () => (await git(mirror, ['cat-file', '-t', commit]).catch(() => '')).trim() === 'commit';
+    if (await present()) return false;
+
+    opts.onLog?.(`fetching ${commit} into the mirror`);
+    try {
+      try {
+        // The ref keeps the newest fetched commit named; older ones stay (gc.auto=0).
+        await git(mirror, [
+          'fetch',
+          '--progress',
+          '--no-tags',
+          '--depth=1',
+          '--',
+          repoUrl,
+          `+${commit}:refs/farm/head`,
+        ]);
+      } catch (error) {
+        if (!(error instanceof GitError) || opts.signal?.aborted || timedOut()) throw error;
+        // Servers without uploadpack.allowReachableSHA1InWant (and v0 servers) refuse a bare SHA.
+        opts.onLog?.('fetching the commit by SHA was refused; fetching all branches and tags');
+        await git(mirror, [
+          'fetch',
+          '--progress',
+          '--no-tags',
+          '--',
+          repoUrl,
+          '+refs/heads/*:refs/remotes/origin/*',
+          '+refs/tags/*:refs/tags/*',
+        ]);
+        if (!(await present())) throw new RefNotFoundError(`commit ${commit} not found in ${repoUrl}`);
+      }
+    } catch (error) {
+      // A mirror left damaged by a failed fetch would fail every later job: start afresh next time.
+      // A missing commit or a cancel says nothing about the mirror.
+      if (error instanceof GitError && !(error instanceof RefNotFoundError) && !opts.signal?.aborted) {
+        await rm(mirror, { recursive: true, force: true });
+      }
+      throw error;
+    }
+    return true;
+  }
+
+  /** A bare repository, created beside its place and renamed into it, so it is never half made. */
+  private async createMirror(mirror: string, git: (cwd: string, args: string[]) => Promise<string>): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    const building = await mkdtemp(`${mirror}.new-`);
+    try {
+      await git(building, ['init', '--quiet', '--bare', '--template=', '--', '.']);
+      // Checkouts borrow these objects: nothing may ever delete one.
+      await git(building, ['config', 'gc.auto', '0']);
+      await rm(mirror, { recursive: true, force: true });
+      await rename(building, mirror);
+    } finally {
+      await rm(building, { recursive: true, force: true });
+    }
+  }
+
+  /** Runs `task` once every earlier task on the same mirror has ended. */
+  private async exclusive<T>(mirror: string, task: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(mirror) ?? Promise.resolve();
+    const run = before.then(task, task);
+    const settled = run.catch(() => undefined);
+    this.locks.set(mirror, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(mirror) === settled) this.locks.delete(mirror);
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function prepareEmptyDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const entries = await readdir(dir);
+  if (entries.length > 0) throw new Error(`checkout directory ${dir} is not empty`);
+}
