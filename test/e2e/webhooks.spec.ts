@@ -294,7 +294,7 @@ test('bad signatures, unknown projects, malformed and oversized bodies are refus
   const malformed = Buffer.from('{"ref": "refs/heads/main", ');
   const bad = await deliver('github', 'push', malformed);
   expect(bad.status).toBe(400);
-  expect(bad.body.outcome).toBe('invalid');
+  expect(bad.body.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('malformed') });
 
   const huge = Buffer.alloc(26 * 1024 * 1024, 0x20);
   const tooLarge = await deliver('github', 'push', huge);

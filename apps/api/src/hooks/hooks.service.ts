@@ -161,7 +161,12 @@ export class HooksService {
   }
 }
 
+/** Refused deliveries (400, 422) answer with the documented error body; the outcome is recorded. */
 function answerWith(outcome: string, httpStatus: number, reason: string): DeliveryAnswer {
+  if (httpStatus >= 400) {
+    const code = httpStatus === 422 ? 'unprocessable' : 'invalid_request';
+    return { outcome, reason, httpStatus, response: { error: { code, message: reason } } };
+  }
   return { outcome, reason, httpStatus, response: { outcome, reason } };
 }
 
