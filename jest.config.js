@@ -34,5 +34,9 @@ module.exports = {
       testMatch: ['<rootDir>/test/integration/**/*.spec.ts'],
     },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.spec.ts'] },
+    // Faults injected into a whole farm (npm run test:faults; docs/RELIABILITY.md). Part of npm test.
+    { ...common, displayName: 'faults', testMatch: ['<rootDir>/test/faults/**/*.spec.ts'] },
+    // Hundreds of builds under random faults: too long for CI, run by npm run test:faults only.
+    { ...common, displayName: 'soak', testMatch: ['<rootDir>/test/soak/**/*.spec.ts'] },
   ],
 };

@@ -73,6 +73,7 @@ PACKAGES=(
   iproute2           # ip netns: the SSH tests' builder host in a network namespace of its own
   openssl            # keys and certificates of the test registry's token server
   procps             # pgrep/pkill: the SSH builder's cleanup on the builder host
+  redis-server       # the fault tests' own Redis, killed and restarted (test/helpers/redis-server.ts)
 )
 # Clients that tell whether PostgreSQL/Redis answer; any version will do.
 command -v pg_isready >/dev/null || PACKAGES+=(postgresql-client)

@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { publishJobId } from '@farm/queue';
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { startFarm, waitFor, type TestFarm } from '../helpers/farm';
+import { slowDockerfile } from '../helpers/dockerfiles';
+import { agentsByName as agentsOf, startFarm, waitFor, type TestFarm } from '../helpers/farm';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
 import { skopeoRaw } from '../helpers/image-files';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
@@ -25,6 +26,8 @@ async function submit(body: Record<string, unknown>): Promise<string> {
   const response = await farm.request('POST', '/v1/builds', {
     repo: repo.url,
     commit: repo.commit,
+    // Every build runs its steps: a result cached from an earlier build would end before the fault.
+    noCache: true,
     platforms: ['linux/amd64'],
     tags: [`${registry.host}/pools/app:${randomBytes(4).toString('hex')}`],
     ...body,
@@ -33,10 +36,7 @@ async function submit(body: Record<string, unknown>): Promise<string> {
   return response.body.id;
 }
 
-async function agentsByName(): Promise<Record<string, any>> {
-  const { body } = await farm.request('GET', '/v1/agents');
-  return Object.fromEntries(body.agents.map((agent: any) => [agent.name, agent]));
-}
+const agentsByName = () => agentsOf(farm);
 
 beforeAll(async () => {
   [registry, database] = await Promise.all([startRegistry(), createTestDatabase()]);
@@ -44,7 +44,7 @@ beforeAll(async () => {
   repo = await createGitRepo({
     Dockerfile: `FROM ${base}\nRUN uname -m > /arch\n`,
     // Long enough to kill its agent in the middle.
-    'Dockerfile.slow': `FROM ${base}\nRUN sleep 6 && uname -m > /arch\n`,
+    'Dockerfile.slow': slowDockerfile(base, 6),
   });
   farm = await startFarm({
     databaseUrl: database.url,
@@ -165,7 +165,7 @@ test('an agent killed mid-build loses nothing: another agent rebuilds it and it 
   expect(done.status).toBe('succeeded');
   expect(restarted.platforms[0].agent).not.toBe(victim);
   expect(done.platforms[0].attempts).toBe(2);
-  // Lock 10 s + stalled check every 5 s: about 15 s at most. Reported, not asserted: timing
+  // Lock 8 s + stalled check every 4 s: about 12 s at most. Reported, not asserted: timing
   // targets belong to the benchmark.
   console.log(`lost agent: restarted elsewhere after ${recoveredAfter} ms, build done after ${doneAfter} ms`);
 

@@ -18,3 +18,8 @@ export function failingOnArm64Dockerfile(base: string): string {
     '',
   ].join('\n');
 }
+
+/** Runs for `seconds` before recording the architecture: long enough to kill its agent mid-build. */
+export function slowDockerfile(base: string, seconds: number): string {
+  return `FROM ${base}\nRUN sleep ${seconds} && uname -m > /arch\n`;
+}

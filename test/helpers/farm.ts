@@ -38,6 +38,8 @@ export interface TestFarm {
   startAgent(spec: AgentSpec): Promise<ChildProcess>;
   /** The process of the agent started with this name. */
   agent(name: string): ChildProcess;
+  /** The coordinator processes, in start order (see StartFarmOptions.coordinators). */
+  coordinators: ChildProcess[];
   /**
    * Polls `GET /v1/builds/{id}` until `until` holds (default: the build ended) and returns it;
    * fails with the build and the farm's recent output after 3 minutes.
@@ -52,6 +54,10 @@ export interface StartFarmOptions {
   databaseUrl: string;
   agents: AgentSpec[];
   env?: Record<string, string>;
+  /** Default: the shared Redis on 127.0.0.1:6379; fault tests pass a redis-server of their own. */
+  redisUrl?: string;
+  /** Coordinator replicas to start (default 1). */
+  coordinators?: number;
 }
 
 function entry(app: string): string {
@@ -68,7 +74,7 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
   const common: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/root',
-    REDIS_URL: 'redis://127.0.0.1:6379',
+    REDIS_URL: options.redisUrl ?? 'redis://127.0.0.1:6379',
     FARM_QUEUE_PREFIX: queuePrefix,
     FARM_ALLOW_FILE_REPOS: '1',
     LOG_LEVEL: 'info',
@@ -101,7 +107,9 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
   try {
     const database = { DATABASE_URL: options.databaseUrl };
     launch('api', entry('api'), [], { ...common, ...database, PORT: String(port), FARM_ADMIN_TOKEN: adminToken });
-    launch('coordinator', entry('coordinator'), [], { ...common, ...database });
+    const coordinators = Array.from({ length: options.coordinators ?? 1 }, (_, i) =>
+      launch(i === 0 ? 'coordinator' : `coordinator ${i + 1}`, entry('coordinator'), [], { ...common, ...database }),
+    );
     const agents = new Map<string, ChildProcess>();
     const launchAgent = (agent: AgentSpec) => {
       const name = agent.name ?? `test-agent-${agents.size}`;
@@ -144,8 +152,11 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
     };
     const startAgent = async (spec: AgentSpec) => {
       const { name, child } = launchAgent(spec);
+      // Counted, not just found: an agent restarted under the same name announces itself again.
+      const announcements = () => output.split(`${name} serving`).length - 1;
+      const before = announcements();
       await waitFor(
-        async () => output.includes(`${name} serving`),
+        async () => announcements() > before,
         20_000,
         () => output,
       );
@@ -165,11 +176,28 @@ export async function startFarm(options: StartFarmOptions): Promise<TestFarm> {
       );
       return build;
     };
-    return { apiUrl, adminToken, queuePrefix, output: () => output, request, startAgent, agent, waitForBuild, stop };
+    return {
+      apiUrl,
+      adminToken,
+      queuePrefix,
+      output: () => output,
+      request,
+      startAgent,
+      agent,
+      coordinators,
+      waitForBuild,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** `GET /v1/agents`, keyed by agent name. */
+export async function agentsByName(farm: Pick<TestFarm, 'request'>): Promise<Record<string, any>> {
+  const { body } = await farm.request('GET', '/v1/agents');
+  return Object.fromEntries(body.agents.map((agent: any) => [agent.name, agent]));
 }
 
 /** Retries `check` until it returns true; fails with `context()` after `timeoutMs`. */
