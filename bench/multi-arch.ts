@@ -20,12 +20,22 @@ import { AgentProfiler } from './lib/agent-profile';
 import { HandBuilder, tagDigest, type HandRun } from './lib/by-hand';
 import { FarmClient, type FarmRun } from './lib/farm-run';
 import { describeMachine } from './lib/machine';
-import { renderReport, verdictLine, type BenchResults } from './lib/report';
+import {
+  figures,
+  renderReport,
+  verdictLine,
+  SCENARIOS,
+  TARGETS,
+  type BenchResults,
+  type Scenario,
+  type ScenarioRuns,
+} from './lib/report';
+import { RssSampler } from './lib/rss';
 import { ms } from './lib/stats';
 import { positive } from './lib/args';
 
 const PLATFORMS = ['linux/amd64', 'linux/arm64'];
-const TARGET_RATIO = 1.15;
+const TARGET_RATIO = TARGETS.coldRatio;
 const REDIS_URL = 'redis://127.0.0.1:6379';
 /** Lets each side's leftovers (cleanup after a job, registry writes) finish before the next build. */
 const SETTLE_MS = 300;
@@ -47,7 +57,8 @@ async function main(): Promise<void> {
   }
   const runs = positive(values.runs, '--runs');
   const profileRuns = values['profile-runs'] === '0' ? 0 : positive(values['profile-runs'], '--profile-runs');
-  if (runs < 5) throw new Error('--runs must be at least 5');
+  // Fewer runs are fine while developing the bench; the report says it is no measurement.
+  if (runs < 5) progress(`bench: only ${runs} run(s) per figure: a smoke run, not a measurement (use at least 5)`);
 
   const startedAt = new Date();
   const startLoad = loadavg()[0];
@@ -101,50 +112,77 @@ async function main(): Promise<void> {
     cleanups.push(() => hand.remove());
 
     let commits = 0;
-    const newCommit = () => repo.commitFiles({ 'hello.txt': `build ${++commits} at ${Date.now()}\n` });
-
-    const farmBuild = async (name: string): Promise<FarmRun> => {
-      const tag = `bench-${name}`;
-      const run = await client.build({
-        repoUrl: repo.url,
-        commit: await newCommit(),
-        platforms: PLATFORMS,
-        tags: [`${registry.host}/bench/farm:${tag}`],
+    /**
+     * A commit every cached step misses: a RUN line never seen before (so both sides run it
+     * again, native and emulated) and new content for the copied file.
+     */
+    const coldCommit = () => {
+      const n = ++commits;
+      return repo.commitFiles({
+        Dockerfile: `FROM ${base}\nRUN echo ${n}-${Date.now()} > /nonce && uname -m > /arch\nCOPY hello.txt /hello.txt\n`,
+        'hello.txt': `build ${n} at ${Date.now()}\n`,
       });
+    };
+    /** A commit that changes only the file the last step copies. */
+    const oneFileCommit = () => repo.commitFiles({ 'hello.txt': `one-file change ${++commits} at ${Date.now()}\n` });
+
+    const rss = new RssSampler(agents.map((agent) => farm.agent(agent.name ?? '')));
+    const farmBuild = async (scenario: Scenario, name: string, commit: string): Promise<FarmRun> => {
+      const tag = `bench-${scenario}-${name}`;
+      rss.start();
+      const run = await client
+        .build({
+          repoUrl: repo.url,
+          commit,
+          platforms: PLATFORMS,
+          tags: [`${registry.host}/bench/farm:${tag}`],
+        })
+        .finally(() => rss.stop());
       const published = await tagDigest(registry.url, 'bench/farm', tag);
       if (!run.build.digest || published !== run.build.digest) {
         throw new Error(`farm build ${run.build.id}: tag ${tag} is ${published}, the build says ${run.build.digest}`);
       }
-      progress(`bench: farm    ${name.padEnd(7)} ${ms(run.totalMs).padStart(5)} ms`);
+      progress(`bench: farm    ${scenario.padEnd(11)} ${name.padEnd(7)} ${ms(run.totalMs).padStart(5)} ms`);
       await sleep(SETTLE_MS);
       return run;
     };
-    const handBuild = async (name: string): Promise<HandRun> => {
-      const tag = `bench-${name}`;
-      const request = { repoUrl: repo.url, commit: await newCommit(), platforms: PLATFORMS, tag };
-      const run = await hand.build({ ...request, repository: `${registry.host}/bench/hand` }, name);
+    const handBuild = async (scenario: Scenario, name: string, commit: string): Promise<HandRun> => {
+      const tag = `bench-${scenario}-${name}`;
+      const checkout = scenario === 'cold' ? 'clone' : 'reuse';
+      const request = { repoUrl: repo.url, commit, platforms: PLATFORMS, tag, checkout } as const;
+      const run = await hand.build({ ...request, repository: `${registry.host}/bench/hand` }, `${scenario}-${name}`);
       const published = await tagDigest(registry.url, 'bench/hand', tag);
       if (published !== run.digest) throw new Error(`by hand: tag ${tag} is ${published}, pushed ${run.digest}`);
-      progress(`bench: by hand ${name.padEnd(7)} ${ms(run.totalMs).padStart(5)} ms`);
+      progress(`bench: by hand ${scenario.padEnd(11)} ${name.padEnd(7)} ${ms(run.totalMs).padStart(5)} ms`);
       await sleep(SETTLE_MS);
       return run;
     };
 
+    const agentIdleRss = rss.now();
     // The warm-ups pull the base image into every storage.
-    const farmWarmup = await farmBuild('warmup');
-    const handWarmup = await handBuild('warmup');
-    const farmRuns: FarmRun[] = [];
-    const handRuns: HandRun[] = [];
+    const warmupCommit = await coldCommit();
+    const farmWarmup = await farmBuild('cold', 'warmup', warmupCommit);
+    const handWarmup = await handBuild('cold', 'warmup', warmupCommit);
+    const scenarios: ScenarioRuns[] = SCENARIOS.map((scenario) => ({ scenario, farm: [], hand: [] }));
+    const [cold, same, oneFile] = scenarios;
     for (let i = 1; i <= runs; i++) {
       // Alternate who goes first, so neither side always runs right after the other.
-      if (i % 2) {
-        farmRuns.push(await farmBuild(`run-${i}`));
-        handRuns.push(await handBuild(`run-${i}`));
-      } else {
-        handRuns.push(await handBuild(`run-${i}`));
-        farmRuns.push(await farmBuild(`run-${i}`));
-      }
+      const both = async (runs: ScenarioRuns, commit: string) => {
+        const name = `run-${i}`;
+        if (i % 2) {
+          runs.farm.push(await farmBuild(runs.scenario, name, commit));
+          runs.hand.push(await handBuild(runs.scenario, name, commit));
+        } else {
+          runs.hand.push(await handBuild(runs.scenario, name, commit));
+          runs.farm.push(await farmBuild(runs.scenario, name, commit));
+        }
+      };
+      const commit = await coldCommit();
+      await both(cold, commit);
+      await both(same, commit);
+      await both(oneFile, await oneFileCommit());
     }
+    const agentRss = { idle: agentIdleRss, building: rss.peak(), after: rss.now() };
 
     const profile: BenchResults['profile'] = [];
     if (profileRuns > 0) {
@@ -155,9 +193,9 @@ async function main(): Promise<void> {
         repository: 'bench/profile',
       });
       cleanups.push(() => profiler.remove());
-      await profiler.build(await newCommit());
+      await profiler.build(await coldCommit());
       for (let i = 0; i < profileRuns; i++) {
-        profile.push(await profiler.build(await newCommit()));
+        profile.push(await profiler.build(await coldCommit()));
         await sleep(SETTLE_MS);
       }
     }
@@ -172,8 +210,10 @@ async function main(): Promise<void> {
       handStorage,
       farmWarmup,
       handWarmup,
-      farm: farmRuns,
-      hand: handRuns,
+      farm: cold.farm,
+      hand: cold.hand,
+      scenarios,
+      agentRss,
       profile,
       load: { start: startLoad, end: loadavg()[0] },
     };
@@ -181,6 +221,8 @@ async function main(): Promise<void> {
     const resultsDir = join(repositoryRoot(), 'bench', 'results');
     await mkdir(resultsDir, { recursive: true });
     await writeFile(join(resultsDir, 'latest.md'), report);
+    // For docs/PERFORMANCE.md (bench/performance-doc.ts).
+    await writeFile(join(resultsDir, 'multi-arch.json'), JSON.stringify({ figures: figures(results) }, null, 2));
     process.stdout.write(`${report}\n`);
     progress(`bench: ${verdictLine(results)}; report written to bench/results/latest.md`);
   } finally {

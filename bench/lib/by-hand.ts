@@ -17,6 +17,11 @@ export interface HandRun {
 
 export interface HandBuildRequest {
   repoUrl: string;
+  /**
+   * Fresh clone (a cold build), or fetch + checkout in the checkout the previous build left, as
+   * someone rebuilding in their working copy does.
+   */
+  checkout: 'clone' | 'reuse';
   commit: string;
   platforms: string[];
   /** `host:port/repository` on a loopback registry, reached over plain HTTP. */
@@ -35,13 +40,17 @@ export type HandStorage = 'per-platform' | 'shared';
  * What an engineer does by hand for a multi-arch image, with the same tools the farm's agents
  * use: clone the exact commit into a fresh dir, `buildah bud --isolation chroot` for every
  * platform in parallel, push each image and note its digest, then `buildah manifest
- * create/add/push --all` under the tag. Storage (overlay) is kept between builds, like an agent's.
+ * create/add/push --all` under the tag. Storage (overlay) is kept between builds, like an agent's,
+ * and `bud` runs with `--layers` as the farm's agents do, so a rebuild by hand reuses unchanged
+ * steps too (the fair comparison for the rebuild figures).
  */
 export class HandBuilder {
   private constructor(
     private readonly stores: Map<string, IsolatedBuildah>,
     /** Holds the manifest lists. */
     private readonly main: IsolatedBuildah,
+    /** The working copy, kept between builds. */
+    private readonly src: string,
   ) {}
 
   static async create(platforms: string[], storage: HandStorage): Promise<HandBuilder> {
@@ -57,7 +66,8 @@ export class HandBuilder {
       await Promise.all([...new Set(stores.values())].map((store) => store.remove()));
       throw error;
     }
-    return new HandBuilder(stores, stores.get(platforms[0])!);
+    const main = stores.get(platforms[0])!;
+    return new HandBuilder(stores, main, join(main.dir, 'src'));
   }
 
   async build(request: HandBuildRequest, runName: string): Promise<HandRun> {
@@ -71,8 +81,13 @@ export class HandBuilder {
     };
     try {
       const started = performance.now();
-      const src = join(work, 'src');
-      await run('git', ['clone', '--quiet', request.repoUrl, src]);
+      const src = this.src;
+      if (request.checkout === 'clone') {
+        await rm(src, { recursive: true, force: true });
+        await run('git', ['clone', '--quiet', request.repoUrl, src]);
+      } else {
+        await run('git', ['-C', src, 'fetch', '--quiet', 'origin']);
+      }
       await run('git', ['-C', src, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', request.commit]);
       const cloned = performance.now();
 
@@ -86,6 +101,7 @@ export class HandBuilder {
             platform,
             '--format',
             'oci',
+            '--layers',
             '--tls-verify=false',
             '--tag',
             imageOf(platform),

@@ -2,7 +2,45 @@ import type { AgentSteps } from './agent-profile';
 import type { HandRun, HandStorage } from './by-hand';
 import type { FarmRun } from './farm-run';
 import type { MachineInfo } from './machine';
-import { median, ms, summarize, type Summary } from './stats';
+import { median, ms, percentile, summarize, type Summary } from './stats';
+
+/** What each measured build does: see SCENARIO_TEXT. */
+export const SCENARIOS = ['cold', 'same-commit', 'one-file'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+const SCENARIO_TEXT: Record<Scenario, string> = {
+  cold: 'cold: a new commit with a RUN line never built before (every step runs) and a new copied file',
+  'same-commit': 'same-commit: the commit the cold build just built, built again under a new tag',
+  'one-file': 'one-file: a new commit changing only the file the last step (COPY) copies',
+};
+
+/** The farm's and the by-hand builds of one scenario, alternating. */
+export interface ScenarioRuns {
+  scenario: Scenario;
+  farm: FarmRun[];
+  hand: HandRun[];
+}
+
+/** Targets of the issue, as ratios to the cold by-hand median or in milliseconds. */
+export const TARGETS = {
+  coldRatio: 1.1,
+  sameCommitRatio: 0.35,
+  oneFileRatio: 0.5,
+  schedulingP50: 50,
+  schedulingP99: 200,
+  publishP50: 20,
+  agentIdleRssMiB: 100,
+};
+
+/** One line of the figures table: a value against its target. */
+export interface Figure {
+  name: string;
+  value: string;
+  target: string;
+  /** null: a figure without a target. */
+  pass: boolean | null;
+  note?: string;
+}
 
 /** Everything one bench invocation measured. */
 export interface BenchResults {
@@ -21,6 +59,151 @@ export interface BenchResults {
   profile: AgentSteps[][];
   /** 1-minute load average when the bench started and ended: other work on the host skews timings. */
   load: { start: number; end: number };
+  scenarios: ScenarioRuns[];
+  /** RSS of each agent process (platform order) in MiB: before any build, peak while building, at the end. */
+  agentRss: { idle: number[]; building: number[]; after: number[] };
+}
+
+/** Builder-independent time of a farm build: end to end minus the slowest platform's own build. */
+export function schedulingOverhead(run: FarmRun): number {
+  const b = breakdown(run);
+  return run.totalMs - b.slowestPlatform;
+}
+
+/** Every figure of the multi-arch bench against its target. */
+export function figures(results: BenchResults): Figure[] {
+  const med = (values: number[]) => median(values);
+  const runsOf = (scenario: Scenario) => results.scenarios.find((s) => s.scenario === scenario)!;
+  const handCold = med(runsOf('cold').hand.map((r) => r.totalMs));
+  const out: Figure[] = [];
+  const ratioFigure = (scenario: Scenario, target: number, label: string) => {
+    const runs = runsOf(scenario);
+    const farm = med(runs.farm.map((r) => r.totalMs));
+    const hand = med(runs.hand.map((r) => r.totalMs));
+    const ratio = farm / handCold;
+    out.push({
+      name: `${label}: farm median / cold by-hand median`,
+      value: `${ratio.toFixed(2)} (farm ${ms(farm)} ms; by hand same scenario ${ms(hand)} ms = ${(farm / hand).toFixed(2)}x)`,
+      target: `<= ${target.toFixed(2)}`,
+      pass: ratio <= target,
+    });
+  };
+  ratioFigure('cold', TARGETS.coldRatio, '1. cold two-platform build');
+  ratioFigure('same-commit', TARGETS.sameCommitRatio, '2. rebuild of the same commit');
+  ratioFigure('one-file', TARGETS.oneFileRatio, '3. rebuild after a one-file change');
+  const allFarm = results.scenarios.flatMap((s) => s.farm);
+  const overhead = allFarm.map(schedulingOverhead);
+  out.push({
+    name: `4. scheduling overhead p50 (end to end minus the slowest platform's own build; ${overhead.length} builds)`,
+    value: `${ms(percentile(overhead, 50))} ms`,
+    target: `<= ${TARGETS.schedulingP50} ms`,
+    pass: percentile(overhead, 50) <= TARGETS.schedulingP50,
+  });
+  out.push({
+    name: '4. scheduling overhead p99',
+    value: `${ms(percentile(overhead, 99))} ms`,
+    target: `<= ${TARGETS.schedulingP99} ms`,
+    pass: percentile(overhead, 99) <= TARGETS.schedulingP99,
+    note: overhead.length < 100 ? `nearest rank of ${overhead.length} samples: the maximum` : undefined,
+  });
+  const publish = allFarm.map((r) => breakdown(r).publish);
+  const handMerge = results.scenarios.flatMap((s) => s.hand).map((r) => r.steps.merge);
+  out.push({
+    name: '5. publish: last platform done -> index pushed under every tag, p50',
+    value: `${ms(percentile(publish, 50))} ms (p99 ${ms(percentile(publish, 99))} ms; by hand \`buildah manifest create/add/push\` ${ms(med(handMerge))} ms)`,
+    target: `<= ${TARGETS.publishP50} ms`,
+    pass: percentile(publish, 50) <= TARGETS.publishP50,
+  });
+  const idle = Math.max(...results.agentRss.idle);
+  out.push({
+    name: '7. agent RSS idle (largest agent)',
+    value: `${idle.toFixed(0)} MiB (during builds: peak ${Math.max(...results.agentRss.building).toFixed(0)} MiB; after: ${Math.max(...results.agentRss.after).toFixed(0)} MiB)`,
+    target: `<= ${TARGETS.agentIdleRssMiB} MiB`,
+    pass: idle <= TARGETS.agentIdleRssMiB,
+  });
+  return out;
+}
+
+export function figuresTable(list: Figure[]): string[] {
+  return [
+    ...header(['figure', 'measured', 'target', 'verdict']),
+    ...list.map((f) =>
+      row([
+        f.name,
+        f.note ? `${f.value} (${f.note})` : f.value,
+        f.target,
+        f.pass === null ? '-' : f.pass ? 'PASS' : '**MISS**',
+      ]),
+    ),
+  ];
+}
+
+function scenariosSection(results: BenchResults): string[] {
+  const lines = [
+    '## Every scenario (ms, alternating farm / by hand)',
+    '',
+    ...SCENARIOS.map((s) => `- ${SCENARIO_TEXT[s]}`),
+    '- by hand: a fresh `git clone` for cold builds, `git fetch` + `git checkout` in the same working copy for',
+    '  rebuilds; `buildah bud --layers` (the same layer cache the agents use, for fairness) for every build',
+    '',
+    ...header([
+      'scenario',
+      'farm median',
+      'farm p90',
+      'by hand median',
+      'farm / by hand',
+      'farm / cold by hand',
+      'runs',
+    ]),
+  ];
+  const handCold = median(results.scenarios[0].hand.map((r) => r.totalMs));
+  for (const { scenario, farm, hand } of results.scenarios) {
+    const f = summarize(farm.map((r) => r.totalMs));
+    const h = summarize(hand.map((r) => r.totalMs));
+    lines.push(
+      row([
+        scenario,
+        ms(f.median),
+        ms(f.p90),
+        ms(h.median),
+        (f.median / h.median).toFixed(2),
+        (f.median / handCold).toFixed(2),
+        f.n,
+      ]),
+    );
+  }
+  lines.push('', '### Farm breakdown per scenario (ms, medians)', '');
+  const keys: (keyof FarmBreakdown)[] = ['submit', 'queueWait', 'slowestPlatform', 'platformSkew', 'publish', 'notify'];
+  lines.push(
+    ...header([
+      'scenario',
+      'submit',
+      'queue wait',
+      'slowest platform',
+      'platform skew',
+      'publish',
+      'client notified',
+      'overhead',
+    ]),
+  );
+  for (const { scenario, farm } of results.scenarios) {
+    const parts = farm.map(breakdown);
+    lines.push(
+      row([scenario, ...keys.map((k) => ms(median(parts.map((p) => p[k])))), ms(median(farm.map(schedulingOverhead)))]),
+    );
+  }
+  lines.push('', '### By-hand steps per scenario (ms, medians)', '');
+  lines.push(
+    ...header(['scenario', 'clone / fetch', 'bud (both)', 'push (both)', 'manifest create/add/push', 'total']),
+  );
+  for (const { scenario, hand } of results.scenarios) {
+    const step = (k: keyof HandRun['steps']) => ms(median(hand.map((r) => r.steps[k])));
+    lines.push(
+      row([scenario, step('clone'), step('bud'), step('push'), step('merge'), ms(median(hand.map((r) => r.totalMs)))]),
+    );
+  }
+  lines.push('');
+  return lines;
 }
 
 /** Where a farm build's time went, from the farm's own timestamps (plus the client's clock). */
@@ -76,7 +259,7 @@ export function renderReport(results: BenchResults): string {
   const { machine } = results;
   const emulated = results.platforms.filter((p) => p !== results.nativePlatform);
   const lines: string[] = [
-    '# Cold multi-arch build: farm vs by hand',
+    '# Multi-arch builds: farm vs by hand (cold, same commit, one-file change)',
     '',
     `- command: \`${results.command}\``,
     `- date: ${results.startedAt.toISOString()}`,
@@ -85,9 +268,9 @@ export function renderReport(results: BenchResults): string {
     `- load average (1 min): ${results.load.start.toFixed(2)} at the start, ${results.load.end.toFixed(2)} at the end`,
     `- build: ${results.platforms.join(' + ')} (${results.nativePlatform} native` +
       `${emulated.length ? `, ${emulated.join(', ')} under qemu-user emulation` : ''}); busybox base, ` +
-      'Dockerfile with one RUN (`uname -m > /arch`) and one COPY; a new commit changing the copied file for ' +
-      'every build, so no cache applies; both sides keep their overlay storage and use `--isolation chroot` and ' +
-      'the same local registry',
+      'Dockerfile with one RUN (`uname -m > /arch`) and one COPY; the cold build is a new commit with a new RUN ' +
+      'line and a new copied file, so no cache applies; both sides keep their overlay storage, use `--layers` and ' +
+      '`--isolation chroot` and the same local registry',
     '',
     '## Result',
     '',
@@ -97,7 +280,13 @@ export function renderReport(results: BenchResults): string {
     '',
     `**farm / by hand (medians): ${ratio.toFixed(2)}** (target <= ${results.target.toFixed(2)}): **${verdict}**`,
     '',
-    '## Runs (ms, alternating farm / by hand, each on a new commit)',
+    '## Every figure of this bench against its target',
+    '',
+    ...figuresTable(figures(results)),
+    '',
+    ...(results.farm.length < 5 ? ['**Fewer than 5 runs per figure: a smoke run, not a measurement.**', ''] : []),
+    ...scenariosSection(results),
+    '## Cold runs (ms, alternating farm / by hand, each on a new commit)',
     '',
     ...header(['run', 'farm', 'by hand', 'farm / by hand']),
     row(['warm-up', ms(results.farmWarmup.totalMs), ms(results.handWarmup.totalMs), '(not counted)']),
