@@ -181,9 +181,9 @@ describe('git against a server that never answers', () => {
   it('gives up after timeoutMs and kills git', async () => {
     const started = Date.now();
     const before = closed.length;
-    await expect(resolveRef(`git://127.0.0.1:${port}/repo.git`, 'main', { timeoutMs: 300 })).rejects.toThrow(
-      /timed out after 300 ms/,
-    );
+    await expect(
+      resolveRef(`git://127.0.0.1:${port}/repo.git`, 'main', { timeoutMs: 300, allowFile: true }),
+    ).rejects.toThrow(/timed out after 300 ms/);
     expect(Date.now() - started).toBeLessThan(5_000);
     // The connection closes because git itself is gone, not because we closed it.
     await Promise.all(closed.slice(before));
@@ -193,7 +193,7 @@ describe('git against a server that never answers', () => {
     const dir = join(tmpdir(), `farm-git-timeout-${process.pid}`);
     try {
       await expect(
-        checkoutCommit(`git://127.0.0.1:${port}/repo.git`, 'a'.repeat(40), dir, { timeoutMs: 300 }),
+        checkoutCommit(`git://127.0.0.1:${port}/repo.git`, 'a'.repeat(40), dir, { timeoutMs: 300, allowFile: true }),
       ).rejects.toThrow(/checkout of a+ timed out after 300 ms/);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -209,9 +209,7 @@ describe('git against a server that never answers', () => {
         `git://127.0.0.1:${port}/repo.git`,
         'a'.repeat(40),
         join(tmpdir(), `farm-git-abort-${process.pid}`),
-        {
-          signal: controller.signal,
-        },
+        { signal: controller.signal, allowFile: true },
       ),
     ).rejects.toBe(reason);
     await rm(join(tmpdir(), `farm-git-abort-${process.pid}`), { recursive: true, force: true });

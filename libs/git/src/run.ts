@@ -5,7 +5,10 @@ import { GitError } from './errors';
  * How git reaches remotes. Operator configuration, never user input.
  */
 export interface GitTransportOptions {
-  /** Allow `file://` repositories (tests, local farms). Default false. */
+  /**
+   * Also allow the local and unauthenticated transports: `file://` and `git://` (tests, local
+   * farms; FARM_ALLOW_FILE_REPOS). Default false: https and ssh only.
+   */
   allowFile?: boolean;
   /**
    * The SSH command git runs (`GIT_SSH_COMMAND`, interpreted by a shell, so trusted configuration
@@ -109,8 +112,7 @@ function safetyConfig(allowFile: boolean): string[] {
     'protocol.allow=never',
     'protocol.https.allow=always',
     'protocol.ssh.allow=always',
-    'protocol.git.allow=always',
-    ...(allowFile ? ['protocol.file.allow=always'] : []),
+    ...(allowFile ? ['protocol.git.allow=always', 'protocol.file.allow=always'] : []),
     // Submodules are never fetched or checked out (no project option enables them yet): a
     // submodule URL would be a second, unvalidated remote.
     'submodule.recurse=false',
@@ -133,7 +135,7 @@ function gitEnv(opts: GitTransportOptions): NodeJS.ProcessEnv {
   }
   return {
     ...env,
-    GIT_ALLOW_PROTOCOL: opts.allowFile ? 'https:ssh:git:file' : 'https:ssh:git',
+    GIT_ALLOW_PROTOCOL: opts.allowFile ? 'https:ssh:git:file' : 'https:ssh',
     GIT_TERMINAL_PROMPT: '0',
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',

@@ -12,7 +12,6 @@ describe('validateRepoUrl', () => {
     'github.com:a/b.git',
     'ssh://git@host:22/a/b',
     'ssh://host/a/b.git',
-    'git://git.kernel.org/pub/scm/git/git.git',
     'user@[::1]:repo.git',
   ])('accepts %s and returns it unchanged', (url) => {
     expect(validateRepoUrl(url, network)).toBe(url);
@@ -46,6 +45,12 @@ describe('validateRepoUrl', () => {
   ])('rejects %s', (url, message) => {
     expect(() => validateRepoUrl(url, network)).toThrow(InvalidRepoUrlError);
     expect(() => validateRepoUrl(url, network)).toThrow(message);
+  });
+
+  it('accepts git:// (unauthenticated) only when local transports are allowed', () => {
+    const url = 'git://git.kernel.org/pub/scm/git/git.git';
+    expect(() => validateRepoUrl(url, network)).toThrow(/git:\/\/ URLs are not allowed/);
+    expect(validateRepoUrl(url, { allowFile: true })).toBe(url);
   });
 
   it('accepts file:// only when allowed', () => {

@@ -13,14 +13,16 @@ const SCHEME_URL = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
 const REMOTE_HELPER = /^[A-Za-z][A-Za-z0-9+.-]*::/;
 // git treats `[user@]host:path` as SSH when no '/' comes before the first ':'.
 const SCP_LIKE = /^(?:([^@/:]+)@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(.+)$/;
-const NETWORK_SCHEMES = new Set(['https', 'ssh', 'git']);
+const NETWORK_SCHEMES = new Set(['https', 'ssh']);
+/** Unauthenticated or local: only where the operator allows them (tests, local farms). */
+const LOCAL_SCHEMES = new Set(['file', 'git']);
 
 /**
  * Checks that `url` is a repository URL the farm may hand to git, and returns it unchanged.
  *
- * Accepted: `https://host/path`, `ssh://[user@]host[:port]/path`, `git://host/path`, scp-like
- * `[user@]host:path`, and `file:///absolute/path` only when `opts.allowFile` is set (tests, local
- * farms). Plain local paths are never accepted: they would let a build read any repository on the
+ * Accepted: `https://host/path`, `ssh://[user@]host[:port]/path`, scp-like `[user@]host:path`,
+ * and `file:///absolute/path` and `git://host/path` (no authentication, no encryption) only when
+ * `opts.allowFile` is set (tests, local farms). Plain local paths are never accepted: they would let a build read any repository on the
  * agent's disk.
  *
  * Rejected: remote-helper transports (`ext::`, `fd::`, ...), any other scheme (`http://` included),
@@ -44,10 +46,10 @@ export function validateRepoUrl(url: string, opts: { allowFile: boolean }): stri
 
   const scheme = SCHEME_URL.exec(url)?.[1]?.toLowerCase();
   if (scheme !== undefined) {
-    if (scheme === 'file') {
-      if (!opts.allowFile) fail('file:// URLs are not allowed here');
+    if (LOCAL_SCHEMES.has(scheme)) {
+      if (!opts.allowFile) fail(`${scheme}:// URLs are not allowed here; use https://, ssh:// or user@host:path`);
     } else if (!NETWORK_SCHEMES.has(scheme)) {
-      fail(`the ${scheme}:// scheme is not supported; use https://, ssh://, git:// or user@host:path`);
+      fail(`the ${scheme}:// scheme is not supported; use https://, ssh:// or user@host:path`);
     }
     checkSchemeUrl(url, scheme, fail);
     return url;
@@ -62,7 +64,7 @@ export function validateRepoUrl(url: string, opts: { allowFile: boolean }): stri
     return url;
   }
 
-  return fail('expected https://, ssh://, git:// or user@host:path (local paths are not allowed)');
+  return fail('expected https://, ssh:// or user@host:path (local paths are not allowed)');
 }
 
 function checkSchemeUrl(url: string, scheme: string, fail: (why: string) => never): void {
