@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { killAgentHolding, waitRestarted } from '../helpers/agent-faults';
+import { killAgent, killAgentHolding, waitRestarted } from '../helpers/agent-faults';
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { archDockerfile, slowDockerfile } from '../helpers/dockerfiles';
 import { collectFaultReport, expectNothingLost, printFaultReport } from '../helpers/fault-report';
 import { startFarm, type TestFarm } from '../helpers/farm';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
-import { startRegistryProxy, type RegistryProxy } from '../helpers/registry-proxy';
+import { pidOfClient, startRegistryProxy, type RegistryProxy } from '../helpers/registry-proxy';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
 
 /**
@@ -21,6 +21,7 @@ jest.setTimeout(300_000);
 // BullMQ's defaults (lock 30 s, stalled check every 30 s) take up to a minute; ours about 12 s.
 // The bound is loose because this 2-core box is shared; the figure is printed either way.
 const RECOVERY_BOUND_MS = 40_000;
+const AGENTS = ['host-a', 'host-b'];
 
 let registry: TestRegistry;
 let proxy: RegistryProxy;
@@ -56,7 +57,7 @@ beforeAll(async () => {
     'hello.txt': 'hello\n',
     'Dockerfile.slow': slowDockerfile(base, 6),
   });
-  farm = await startFarm({ databaseUrl: database.url, agents: [{ name: 'host-a' }, { name: 'host-b' }] });
+  farm = await startFarm({ databaseUrl: database.url, agents: AGENTS.map((name) => ({ name })) });
 });
 
 afterAll(async () => {
@@ -95,8 +96,13 @@ test('agent SIGKILL mid-push: the other agent rebuilds and pushes it, published 
   try {
     const pushing = proxy.nextRequest(({ method, path }) => method === 'POST' && path.includes('/blobs/uploads/'));
     const id = await submit('Dockerfile');
-    await pushing;
-    const kill = await waitRestarted(farm, await killAgentHolding(farm, id));
+    // The pushing agent is the process that sent the upload: the build's recorded status may lag
+    // behind a loaded coordinator, and would miss a push that ends before it shows `running`.
+    const pid = await pidOfClient(await pushing);
+    const victim = AGENTS.find((name) => farm.agent(name).pid === pid);
+    if (!victim) throw new Error(`the upload came from pid ${pid}, which is no agent of this farm`);
+    const killed = await killAgent(farm, { victim, buildId: id, platform: 'linux/amd64', attempt: 1 });
+    const kill = await waitRestarted(farm, killed);
     proxy.setDelay(undefined);
     await restart(kill.victim);
 

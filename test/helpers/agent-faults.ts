@@ -23,12 +23,25 @@ export async function killAgentHolding(farm: TestFarm, buildId: string, platform
   const holding = (p: any) => (platform ? p.platform === platform : true) && p.status === 'running' && p.agent;
   const build = await farm.waitForBuild(buildId, (b) => b.finishedAt !== null || b.platforms.some(holding));
   const held = build.platforms.find(holding);
-  if (!held) throw new Error(`build ${buildId} ended before its agent could be killed`);
-  const agent = farm.agent(held.agent);
-  if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`agent ${held.agent} is already dead`);
+  if (!held) {
+    const platforms = build.platforms.map((p: any) => `${p.platform} ${p.status} attempts ${p.attempts}`).join(', ');
+    throw new Error(
+      `build ${buildId} ended (${build.status}: ${build.error ?? 'no error'}; ${platforms}) before its agent could be killed`,
+    );
+  }
+  return killAgent(farm, { victim: held.agent, buildId, platform: held.platform, attempt: held.attempts });
+}
+
+/**
+ * SIGKILLs the named agent, known to be running `attempt` of a build's platform (found some other
+ * way than the build's recorded status, e.g. by the registry request it is sending).
+ */
+export async function killAgent(farm: TestFarm, kill: Omit<AgentKill, 'killedAt'>): Promise<AgentKill> {
+  const agent = farm.agent(kill.victim);
+  if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`agent ${kill.victim} is already dead`);
   const killedAt = Date.now();
   await killNow(agent);
-  return { victim: held.agent, buildId, platform: held.platform, attempt: held.attempts, killedAt };
+  return { ...kill, killedAt };
 }
 
 /** Waits until the killed job started again (a later attempt) or its build ended; fills in the figures. */

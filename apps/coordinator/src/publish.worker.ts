@@ -25,6 +25,8 @@ import { COORDINATOR_CONFIG, REDIS } from './tokens';
  */
 const DATABASE_WAIT_MS = 2_000;
 
+const PLATFORM_ENDED = new Set<PlatformBuild['status']>(['succeeded', 'failed', 'canceled']);
+
 /** How each platform of a build ended, as BullMQ recorded it on the parent. */
 interface ChildOutcomes {
   results: Map<string, PlatformBuildResult>;
@@ -130,25 +132,30 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
     // The platforms this run built; the others succeeded in an earlier run and are reused as recorded.
     const built = new Set(publish.platforms ?? build.platforms.map((p) => p.platform));
     const { results, failures } = await this.childOutcomes(job, build);
-    for (const platform of build.platforms.filter((p) => built.has(p.platform))) {
-      const result = results.get(platform.platform);
-      await this.outcomes.record(
-        buildId,
-        platform.platform,
-        {
-          status: result ? 'succeeded' : 'failed',
-          digest: result?.digest,
-          mediaType: result?.mediaType,
-          size: result?.size,
-          agent: result?.agent,
-          emulated: result?.emulated,
-          startedAt: result ? new Date(result.startedAt) : undefined,
-          finishedAt: result ? new Date(result.finishedAt) : new Date(),
-          error: result ? undefined : (failures.get(platform.platform) ?? 'the platform ended without a result'),
-        },
-        retry,
-      );
-    }
+    // Platforms the agent events have not recorded as ended yet (usually none: reading and
+    // archiving their logs again would be wasted), one row each, written side by side.
+    const builtPlatforms = build.platforms.filter((p) => built.has(p.platform) && !PLATFORM_ENDED.has(p.status));
+    await Promise.all(
+      builtPlatforms.map((platform) => {
+        const result = results.get(platform.platform);
+        return this.outcomes.record(
+          buildId,
+          platform.platform,
+          {
+            status: result ? 'succeeded' : 'failed',
+            digest: result?.digest,
+            mediaType: result?.mediaType,
+            size: result?.size,
+            agent: result?.agent,
+            emulated: result?.emulated,
+            startedAt: result ? new Date(result.startedAt) : undefined,
+            finishedAt: result ? new Date(result.finishedAt) : new Date(),
+            error: result ? undefined : (failures.get(platform.platform) ?? 'the platform ended without a result'),
+          },
+          retry,
+        );
+      }),
+    );
 
     const images = new Map<string, PlatformImage>();
     for (const p of build.platforms) {

@@ -32,19 +32,20 @@ export class Publisher {
     const repositories = new Map<string, RepositoryRef>();
     for (const tag of tags) repositories.set(`${tag.registry}/${tag.repository}`, tag);
 
-    for (const repository of repositories.values()) {
-      const sameAsSource =
-        repository.registry === request.source.registry && repository.repository === request.source.repository;
-      if (!sameAsSource) {
-        for (const image of request.images) {
-          await this.registry.copyManifest(request.source, image.digest, repository);
+    // Repositories, and the tags after them, in parallel: publish latency is round trips.
+    await Promise.all(
+      [...repositories.values()].map(async (repository) => {
+        const sameAsSource =
+          repository.registry === request.source.registry && repository.repository === request.source.repository;
+        if (!sameAsSource) {
+          await Promise.all(
+            request.images.map((image) => this.registry.copyManifest(request.source, image.digest, repository)),
+          );
         }
-      }
-      await this.registry.putManifest(repository, index.digest, index.body, index.mediaType);
-    }
-    for (const tag of tags) {
-      await this.registry.putManifest(tag, tag.tag, index.body, index.mediaType);
-    }
+        await this.registry.putManifest(repository, index.digest, index.body, index.mediaType);
+      }),
+    );
+    await Promise.all(tags.map((tag) => this.registry.putManifest(tag, tag.tag, index.body, index.mediaType)));
     this.logger.log(`published ${index.digest} as ${request.tags.join(', ')}`);
     return { digest: index.digest, mediaType: index.mediaType };
   }
