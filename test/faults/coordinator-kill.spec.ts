@@ -11,10 +11,10 @@ import { startRegistry, type TestRegistry } from '../helpers/registry';
 
 /**
  * Coordinator SIGKILL mid-publish (issue 5): two coordinators; the one pushing the index under
- * a build's tags is killed between two tag PUTs (the registry proxy holds each tag PUT for a
- * while, and tells which process sent it). The publish job's lock lapses, the other coordinator
- * takes the job over and publishes the same index: every tag ends on the one digest the build
- * records, and no tag ever received a different one.
+ * a build's tags is killed after the first tag is out and before the last (the registry proxy
+ * holds each tag PUT a different while, and tells which process sent it). The publish job's
+ * lock lapses, the other coordinator takes the job over and publishes the same index: every tag
+ * ends on the one digest the build records, and no tag ever received a different one.
  */
 
 jest.setTimeout(300_000);
@@ -51,8 +51,10 @@ test('coordinator SIGKILL between two tag PUTs: the other coordinator publishes 
   const startedAt = Date.now();
   const run = randomBytes(4).toString('hex');
   const tags = Array.from({ length: TAGS }, (_, i) => `${proxy.host}/faults/coordinator-kill:${run}-${i}`);
-  // Each tag PUT is held 1 s: the publish takes about TAGS seconds, and is caught in the middle.
-  proxy.setDelay((request) => (isTagPut(request) ? 1_000 : 0));
+  // The coordinator PUTs the tags side by side; the proxy holds the i-th one (i + 1) s, so they
+  // land one a second and the publish is caught in the middle.
+  const tagIndex = (request: ProxiedRequest) => Number(/-(\d+)$/.exec(request.path)?.[1] ?? 0);
+  proxy.setDelay((request) => (isTagPut(request) ? 1_000 * (1 + tagIndex(request)) : 0));
   const firstTag = proxy.nextRequest(isTagPut);
   const response = await farm.request('POST', '/v1/builds', {
     repo: repo.url,
@@ -65,9 +67,9 @@ test('coordinator SIGKILL between two tag PUTs: the other coordinator publishes 
   expect(response.status).toBe(202);
   const id = response.body.id;
 
-  await firstTag;
-  const secondTag = await proxy.nextRequest(isTagPut);
-  const publisherPid = await pidOfClient(secondTag);
+  const publisherPid = await pidOfClient(await firstTag);
+  // Killed once the first tag is out, while the others are still held.
+  while (proxy.digestsPutUnder(tagKey(tags[0])).length === 0) await new Promise((r) => setTimeout(r, 20));
   const publisher = farm.coordinators.find((child) => child.pid === publisherPid);
   expect(publisher).toBeDefined();
   const killedAt = Date.now();

@@ -22,8 +22,8 @@ import { startRegistryProxy, type RegistryProxy } from '../helpers/registry-prox
  * client and the build succeeds on its first attempt; a permanent fault fails the build, after a
  * bounded number of attempts, with the registry's own message in the build's error.
  *
- * Agents push by digest (blobs, then the image manifest); the coordinator PUTs the index by
- * digest, then under every tag. Each test pushes to repositories of its own, so no blob or
+ * Agents push by digest (blobs, then the image manifest); the coordinator PUTs the index under
+ * every tag (the first PUT stores it). Each test pushes to repositories of its own, so no blob or
  * manifest is already there and every request kind really happens.
  */
 
@@ -165,7 +165,7 @@ test("transient 500 / 503 / 429 / dropped connections on the agents' pushes: ret
 
 test("transient faults on the coordinator's index publish: retried, every tag gets the index", async () => {
   faults.injected.length = 0;
-  faults.inject({ match: (r) => isManifestPut(r, 'index', 'digest'), fault: { status: 503 }, times: 2 });
+  faults.inject({ match: (r) => isManifestPut(r, 'index', 'tag'), fault: { status: 503 }, times: 2 });
   faults.inject({ match: (r) => isManifestPut(r, 'index', 'tag'), fault: { drop: true }, times: 1 });
   faults.inject({ match: (r) => isManifestPut(r, 'index', 'tag'), fault: { status: 500 }, times: 1 });
   faults.inject({

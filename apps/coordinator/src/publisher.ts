@@ -16,9 +16,10 @@ export interface PublishRequest {
  * Merges per-platform digests into one OCI image index and pushes it under every tag.
  *
  * Child manifests must exist in each repository the index is pushed to, so they (and their
- * blobs) are copied or mounted there first; the index is pushed by digest before any tag
- * moves, so a tag never points at something half-published. Pushing the same bytes again is
- * harmless, which makes a retried publish idempotent.
+ * blobs) are copied or mounted there first, before any tag moves: a tag never points at
+ * something half-published. The index itself needs no separate push by digest: every
+ * repository gets it with its first tag. Pushing the same bytes again is harmless, which makes
+ * a retried publish idempotent.
  */
 @Injectable()
 export class Publisher {
@@ -33,17 +34,14 @@ export class Publisher {
     for (const tag of tags) repositories.set(`${tag.registry}/${tag.repository}`, tag);
 
     // Repositories, and the tags after them, in parallel: publish latency is round trips.
+    const elsewhere = [...repositories.values()].filter(
+      (repository) =>
+        repository.registry !== request.source.registry || repository.repository !== request.source.repository,
+    );
     await Promise.all(
-      [...repositories.values()].map(async (repository) => {
-        const sameAsSource =
-          repository.registry === request.source.registry && repository.repository === request.source.repository;
-        if (!sameAsSource) {
-          await Promise.all(
-            request.images.map((image) => this.registry.copyManifest(request.source, image.digest, repository)),
-          );
-        }
-        await this.registry.putManifest(repository, index.digest, index.body, index.mediaType);
-      }),
+      elsewhere.flatMap((repository) =>
+        request.images.map((image) => this.registry.copyManifest(request.source, image.digest, repository)),
+      ),
     );
     await Promise.all(tags.map((tag) => this.registry.putManifest(tag, tag.tag, index.body, index.mediaType)));
     this.logger.log(`published ${index.digest} as ${request.tags.join(', ')}`);

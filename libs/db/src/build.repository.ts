@@ -456,12 +456,15 @@ export class BuildRepository {
     retry?: number,
   ): Promise<void> {
     const now = new Date();
-    await this.prisma.build.updateMany({
-      where: { id, status: { notIn: ENDED }, ...(retry === undefined ? {} : { retries: retry }) },
-      data: { ...outcome, finishedAt: now },
-    });
-    // A build that failed before any agent picked it up still gets a start time.
-    await this.prisma.build.updateMany({ where: { id, startedAt: null }, data: { startedAt: now } });
+    // Side by side: they touch different columns, and this write is on every build's critical path.
+    await Promise.all([
+      this.prisma.build.updateMany({
+        where: { id, status: { notIn: ENDED }, ...(retry === undefined ? {} : { retries: retry }) },
+        data: { ...outcome, finishedAt: now },
+      }),
+      // A build that failed before any agent picked it up still gets a start time.
+      this.prisma.build.updateMany({ where: { id, startedAt: null }, data: { startedAt: now } }),
+    ]);
   }
 
   /** Liveness of the connection, for /readyz. */
