@@ -39,6 +39,10 @@ describe('jobFailure', () => {
     ['a registry 503 after the client retries', new RegistryError('HTTP 503', { status: 503, retryable: true })],
     ['a registry connection failure', new RegistryError('connection failed (ECONNRESET)', { retryable: true })],
     ['a digest mismatch (no status)', new RegistryError('blob content does not match its digest')],
+    [
+      'content the registry received other than it was sent',
+      new RegistryError('PUT ...: HTTP 400 DIGEST_INVALID', { status: 400, code: 'DIGEST_INVALID', retryable: false }),
+    ],
     ['anything else', new Error('buildah exited')],
   ])('%s is retried by BullMQ', (_, error) => {
     expect(jobFailure(error, job)).toBe(error);

@@ -27,11 +27,21 @@ export function jobFailure(error: unknown, job: { repo: string }): Error {
   }
   // The registry answered and refused (denied, unauthorized, invalid manifest, name unknown):
   // the client already retried what is retryable (429, 5xx, connection errors, timeouts).
-  if (error instanceof RegistryError && error.status !== undefined && !error.retryable) {
+  // Content that arrived other than it was sent (DIGEST_INVALID, SIZE_INVALID...) is the
+  // exception: the next attempt builds and pushes again.
+  if (
+    error instanceof RegistryError &&
+    error.status !== undefined &&
+    !error.retryable &&
+    !CONTENT_MISMATCH.has(error.code ?? '')
+  ) {
     return new UnrecoverableError(error.message);
   }
   return error;
 }
+
+/** Registry codes for an upload whose content did not match what the client said it sent. */
+const CONTENT_MISMATCH = new Set(['DIGEST_INVALID', 'SIZE_INVALID', 'BLOB_UPLOAD_INVALID']);
 
 /**
  * git's words for a repository that is not there or not ours to read: the host answered, so
