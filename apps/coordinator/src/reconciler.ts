@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { FlowProducer, Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
-import { BuildRepository, IDEMPOTENCY_KEY_TTL_MS, PrismaService, type BuildSummary } from '@farm/db';
+import { BuildRepository, IDEMPOTENCY_KEY_TTL_MS, PrismaService, runExclusively, type BuildSummary } from '@farm/db';
 import { flowForBuild, PUBLISH_QUEUE, publishJobId } from '@farm/queue';
 import { COORDINATOR_CONFIG, REDIS } from './tokens';
 
@@ -76,20 +76,13 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
 
   /** One pass, if no other coordinator is reconciling right now. */
   async reconcileOnce(): Promise<void> {
-    await this.prisma.$transaction(
-      async (tx) => {
-        const [{ locked }] = await tx.$queryRaw<
-          { locked: boolean }[]
-        >`SELECT pg_try_advisory_xact_lock(${RECONCILE_LOCK}) AS locked`;
-        if (!locked) return;
-        const settled = new Date(Date.now() - ENQUEUE_GRACE_MS);
-        for (const build of await this.builds.unenqueued(settled, BATCH)) await this.enqueueAccepted(build);
-        for (const build of await this.builds.unfinished(settled, BATCH)) await this.checkUnfinished(build);
-        await this.dropOrphanFlows();
-        await this.builds.releaseIdempotencyKeys(new Date(Date.now() - IDEMPOTENCY_KEY_TTL_MS));
-      },
-      { timeout: 60_000 },
-    );
+    await runExclusively(this.prisma, RECONCILE_LOCK, 60_000, async () => {
+      const settled = new Date(Date.now() - ENQUEUE_GRACE_MS);
+      for (const build of await this.builds.unenqueued(settled, BATCH)) await this.enqueueAccepted(build);
+      for (const build of await this.builds.unfinished(settled, BATCH)) await this.checkUnfinished(build);
+      await this.dropOrphanFlows();
+      await this.builds.releaseIdempotencyKeys(new Date(Date.now() - IDEMPOTENCY_KEY_TTL_MS));
+    });
   }
 
   /** Accepted, never marked enqueued: the api stopped between its write and its enqueue (or just after it). */

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
-import { BuildRepository, PrismaService, type OverduePlatform, type WaitingGroup } from '@farm/db';
+import { BuildRepository, PrismaService, runExclusively, type OverduePlatform, type WaitingGroup } from '@farm/db';
 import {
   agentServes,
   agentStatus,
@@ -58,20 +58,13 @@ export class SchedulingSweep implements OnApplicationBootstrap, OnApplicationShu
 
   /** One pass, if no other coordinator is sweeping right now. */
   async sweepOnce(): Promise<void> {
-    await this.prisma.$transaction(
-      async (tx) => {
-        const [{ locked }] = await tx.$queryRaw<
-          { locked: boolean }[]
-        >`SELECT pg_try_advisory_xact_lock(${SWEEP_LOCK}) AS locked`;
-        if (!locked) return;
-        const agents = await readPresences(this.redis, this.config.queuePrefix);
-        const now = Date.now();
-        for (const group of await this.builds.waitingGroups()) await this.schedule(group, agents, now);
-        for (const overdue of await this.builds.overduePlatforms()) await this.expire(overdue, agents, now);
-        await this.forgetOfflineAgents(agents, now);
-      },
-      { timeout: 30_000 },
-    );
+    await runExclusively(this.prisma, SWEEP_LOCK, 30_000, async () => {
+      const agents = await readPresences(this.redis, this.config.queuePrefix);
+      const now = Date.now();
+      for (const group of await this.builds.waitingGroups()) await this.schedule(group, agents, now);
+      for (const overdue of await this.builds.overduePlatforms()) await this.expire(overdue, agents, now);
+      await this.forgetOfflineAgents(agents, now);
+    });
   }
 
   /** A whole group of waiting platforms at once: their cost does not grow with the queue. */

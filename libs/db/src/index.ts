@@ -5,6 +5,7 @@ export * from './metrics.repository';
 export * from './token.repository';
 export * from './db.module';
 export { isDatabaseUnavailable } from './errors';
+export { runExclusively } from './exclusive';
 export {
   applyMigrations,
   migrationChecksum,
