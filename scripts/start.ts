@@ -26,6 +26,8 @@ const env = {
   // The local farm builds repositories of this host too (the sample is one); off by default elsewhere.
   FARM_ALLOW_FILE_REPOS: process.env.FARM_ALLOW_FILE_REPOS ?? '1',
   FARM_STATE_DIR: process.env.FARM_STATE_DIR || join(CACHE, 'state'),
+  // `farm build --upload` contexts go to the local registry.
+  FARM_CONTEXT_REPOSITORY: process.env.FARM_CONTEXT_REPOSITORY || `${REGISTRY_HOST}/buildfarm/contexts`,
 };
 
 const children: ChildProcess[] = [];
@@ -102,15 +104,16 @@ async function ensureRegistry(): Promise<void> {
   say(`registry on http://${REGISTRY_HOST} (storage ${join(dir, 'data')})`);
 }
 
-/** FARM_ADMIN_TOKEN, or one generated once and kept in .cache/admin-token (mode 0600). */
-async function adminToken(): Promise<string> {
-  if (process.env.FARM_ADMIN_TOKEN) return process.env.FARM_ADMIN_TOKEN;
-  const file = join(CACHE, 'admin-token');
-  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
-  const token = `farm_${randomBytes(24).toString('hex')}`;
+/** The variable's value, or one generated once and kept in .cache/<file> (mode 0600). */
+async function keptSecret(variable: string, file: string, generate: () => string): Promise<string> {
+  const given = process.env[variable];
+  if (given) return given;
+  const path = join(CACHE, file);
+  if (existsSync(path)) return (await readFile(path, 'utf8')).trim();
+  const secret = generate();
   await mkdir(CACHE, { recursive: true });
-  await writeFile(file, `${token}\n`, { mode: 0o600 });
-  return token;
+  await writeFile(path, `${secret}\n`, { mode: 0o600 });
+  return secret;
 }
 
 async function main(): Promise<void> {
@@ -122,12 +125,15 @@ async function main(): Promise<void> {
   await ensureRegistry();
   const sample = await seedSample(REGISTRY_HOST, join(CACHE, 'sample-app'));
 
-  const token = await adminToken();
+  const token = await keptSecret('FARM_ADMIN_TOKEN', 'admin-token', () => `farm_${randomBytes(24).toString('hex')}`);
+  // Build secrets are sealed by the api and opened by the agents with this key.
+  const secretsKey = await keptSecret('FARM_SECRETS_KEY', 'secrets-key', () => randomBytes(32).toString('hex'));
+  const farmEnv = { ...env, FARM_SECRETS_KEY: secretsKey };
   const dist = (app: string) => join(ROOT, 'dist', 'apps', app, 'src', 'main.js');
-  launch('api', [dist('api')], { ...env, FARM_ADMIN_TOKEN: token });
-  launch('coordinator', [dist('coordinator')], env);
+  launch('api', [dist('api')], { ...farmEnv, FARM_ADMIN_TOKEN: token });
+  launch('coordinator', [dist('coordinator')], farmEnv);
   // Agents hold no database credentials (DESIGN.md).
-  const { DATABASE_URL: _database, ...agentEnv } = env;
+  const { DATABASE_URL: _database, ...agentEnv } = farmEnv;
   launch('agent', [dist('agent')], agentEnv);
   const emulated = (process.env.FARM_EMULATED_PLATFORMS ?? '').split(/[,\s]+/).filter(Boolean);
   for (const platform of emulated) {
