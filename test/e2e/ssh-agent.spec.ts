@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { startFarm, type TestFarm } from '../helpers/farm';
+import { startFarm, waitFor, type TestFarm } from '../helpers/farm';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
 import { skopeoRaw } from '../helpers/image-files';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
@@ -81,8 +81,11 @@ test('an SSH builder host builds through the farm, detected as the platform it r
 test('a connection cut mid-build fails that attempt only: the build is retried and published once', async () => {
   const tag = `${registry.host}/ssh/app:cut`;
   const id = await submit('Dockerfile.slow', tag);
-  await farm.waitForBuild(id, (b) => b.platforms[0].status === 'running');
-  // Let the remote build get going, then cut every SSH connection, as a crashing host would.
+  // The remote RUN has started once its log line is in (straight from the agent, so it does not
+  // wait on the coordinator recording the platform as running): let it get going, then cut every
+  // SSH connection, as a crashing host would.
+  const log = async () => (await farm.request('GET', `/v1/builds/${id}/logs?platform=linux/amd64`)).body as string;
+  await waitFor(async () => (await log()).includes('RUN sleep 5'), 60_000);
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   const cutAt = Date.now();
   await sshd.dropConnections();
