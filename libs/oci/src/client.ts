@@ -190,35 +190,32 @@ export class RegistryClient {
 
   /** True when the repository holds the blob. */
   async hasBlob(repo: RepositoryRef, digest: string): Promise<boolean> {
-    const ref = normalizeRepositoryRef(repo);
-    parseDigest(digest);
-    const res = await this.send({
-      method: 'HEAD',
-      url: this.url(ref.registry, `/v2/${ref.repository}/blobs/${digest}`),
-      registry: ref.registry,
-      scopes: [pullScope(ref.repository)],
-      ok: [200, 404],
-    });
-    return res.status === 200;
+    return (await this.headBlob(repo, digest)).res.status === 200;
   }
 
   /** The size of a blob the repository holds, or null when it does not hold it. */
   async blobSize(repo: RepositoryRef, digest: string): Promise<number | null> {
-    const ref = normalizeRepositoryRef(repo);
-    parseDigest(digest);
-    const res = await this.send({
-      method: 'HEAD',
-      url: this.url(ref.registry, `/v2/${ref.repository}/blobs/${digest}`),
-      registry: ref.registry,
-      scopes: [pullScope(ref.repository)],
-      ok: [200, 404],
-    });
+    const { ref, res } = await this.headBlob(repo, digest);
     if (res.status === 404) return null;
     const size = Number(res.headers.get('content-length'));
     if (!res.headers.has('content-length') || !Number.isSafeInteger(size)) {
       throw new RegistryError(`${describe(ref, digest)}: registry answered without the blob's size`);
     }
     return size;
+  }
+
+  /** `HEAD` of a blob: 200 when the repository holds it, 404 when not. */
+  private async headBlob(repo: RepositoryRef, digest: string) {
+    const ref = normalizeRepositoryRef(repo);
+    parseDigest(digest);
+    const res = await this.send({
+      method: 'HEAD',
+      url: this.url(ref.registry, `/v2/${ref.repository}/blobs/${digest}`),
+      registry: ref.registry,
+      scopes: [pullScope(ref.repository)],
+      ok: [200, 404],
+    });
+    return { ref, res };
   }
 
   /**
