@@ -29,8 +29,8 @@ const PLATFORMS = ['linux/amd64', 'linux/arm64'];
 /** BullMQ attempts of a platform job (libs/queue job-options.ts). */
 const PLATFORM_ATTEMPTS = 3;
 /**
- * git connections one checkout attempt may open: the fetch of the commit by SHA and, when the
- * server refuses it, the fetch of every branch and tag.
+ * git connections one checkout attempt may open on a host that answers: the fetch of the commit
+ * by SHA and, when the server refuses it, the fetch of every branch and tag.
  */
 const CONNECTIONS_PER_ATTEMPT = 2;
 
@@ -161,9 +161,9 @@ test('the git host unreachable at checkout: a bounded number of attempts with ba
       expect(platform.error).toContain(`cannot fetch ${gitUrl}`);
       expect(platform.attempts).toBe(PLATFORM_ATTEMPTS);
     }
-    const connections = gitHost.accepted - before;
-    expect(connections).toBeGreaterThanOrEqual(PLATFORMS.length * PLATFORM_ATTEMPTS);
-    expect(connections).toBeLessThanOrEqual(PLATFORMS.length * PLATFORM_ATTEMPTS * CONNECTIONS_PER_ATTEMPT);
+    // A host that drops the connection cannot have refused the SHA: no fallback fetch of every
+    // ref, so one connection per attempt.
+    expect(gitHost.accepted - before).toBe(PLATFORMS.length * PLATFORM_ATTEMPTS);
     // With backoff (2 s, then 4 s): the three attempts of a platform span at least 6 s.
     expect(result.durationMs).toBeGreaterThanOrEqual(6_000);
   } finally {

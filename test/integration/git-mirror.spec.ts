@@ -1,7 +1,8 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GitMirrors, RefNotFoundError } from '@farm/git';
+import { GitError, GitMirrors, InvalidRefError, InvalidRepoUrlError, RefNotFoundError } from '@farm/git';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
 
 const local = { allowFile: true };
@@ -38,6 +39,18 @@ describe('GitMirrors against real repositories over file://', () => {
     expect(await readdir(join(second, '.git', 'objects', 'pack'))).toEqual([]);
   });
 
+  it('checks out exactly an older commit, not the branch tip, and passes on git’s messages', async () => {
+    await repo.commitFiles({ 'app.txt': 'v2\n', 'later.txt': 'later\n' });
+    const dir = nextDir();
+    const lines: string[] = [];
+    await mirrors.checkout(repo.url, repo.commit, dir, { ...local, onLog: (line) => lines.push(line) });
+
+    expect(await readFile(join(dir, 'app.txt'), 'utf8')).toBe('v1\n');
+    expect(await readFile(join(dir, 'Dockerfile'), 'utf8')).toBe('FROM scratch\n');
+    expect((await readdir(dir)).sort()).toEqual(['.git', 'Dockerfile', 'app.txt']);
+    expect(lines.length).toBeGreaterThan(0);
+  });
+
   it('fetches only a new commit into the same mirror and checks out exactly it', async () => {
     await mirrors.checkout(repo.url, repo.commit, nextDir(), local);
     const next = await repo.commitFiles({ 'app.txt': 'v2\n' });
@@ -61,6 +74,7 @@ describe('GitMirrors against real repositories over file://', () => {
     }
   });
 
+  // Only the fallback fetch of every branch and tag tells a missing commit from a refused SHA.
   it('reports a commit the remote lacks and keeps the mirror usable', async () => {
     await mirrors.checkout(repo.url, repo.commit, nextDir(), local);
     await expect(mirrors.checkout(repo.url, 'f'.repeat(40), nextDir(), local)).rejects.toThrow(RefNotFoundError);
@@ -81,7 +95,125 @@ describe('GitMirrors against real repositories over file://', () => {
     }
   });
 
-  it('refuses a file:// repository unless allowed, like checkoutCommit', async () => {
-    await expect(mirrors.checkout(repo.url, repo.commit, nextDir())).rejects.toThrow(/file/i);
+  it('refuses a non-empty directory, a short SHA and a file:// URL when not allowed', async () => {
+    const dir = nextDir();
+    await mkdir(dir);
+    await writeFile(join(dir, 'x'), 'x');
+    await expect(mirrors.checkout(repo.url, repo.commit, dir, local)).rejects.toThrow(/not empty/);
+    await expect(mirrors.checkout(repo.url, repo.commit.slice(0, 7), nextDir(), local)).rejects.toThrow(
+      InvalidRefError,
+    );
+    await expect(mirrors.checkout(repo.url, repo.commit, nextDir())).rejects.toThrow(InvalidRepoUrlError);
   });
+
+  it('checks out a repository with a submodule without the submodule', async () => {
+    const inner = await createGitRepo({ 'secret.txt': 'from the submodule' });
+    try {
+      await repo.git('-c', 'protocol.file.allow=always', 'submodule', 'add', '--quiet', inner.url, 'vendor');
+      await repo.git('commit', '-q', '-m', 'submodule');
+      const commit = await repo.git('rev-parse', 'HEAD');
+      const dir = nextDir();
+      await mirrors.checkout(repo.url, commit, dir, local);
+      expect(await readFile(join(dir, '.gitmodules'), 'utf8')).toContain(inner.url);
+      // The submodule's directory exists (it is in the tree) but nothing was fetched into it.
+      expect(await readdir(join(dir, 'vendor'))).toEqual([]);
+    } finally {
+      await inner.remove();
+    }
+  });
+});
+
+/** A TCP server on loopback that counts connections; `answer` does what it likes with each. */
+async function startServer(answer: (socket: Socket) => void): Promise<{
+  url: (scheme: string) => string;
+  readonly accepted: number;
+  stop(): Promise<void>;
+}> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server: Server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    answer(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: (scheme) => `${scheme}://${scheme === 'ssh' ? 'git@' : ''}127.0.0.1:${port}/repo.git`,
+    get accepted() {
+      return accepted;
+    },
+    async stop() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('GitMirrors against a git host that does not answer', () => {
+  const commit = 'a'.repeat(40);
+  let work: string;
+  let mirrors: GitMirrors;
+
+  beforeEach(async () => {
+    work = await mkdtemp(join(tmpdir(), 'farm-mirror-down-'));
+    mirrors = new GitMirrors(join(work, 'mirrors'));
+  });
+
+  afterEach(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  describe('a host that accepts and never says a word', () => {
+    let silent: Awaited<ReturnType<typeof startServer>>;
+
+    beforeAll(async () => {
+      silent = await startServer((socket) => socket.resume());
+    });
+
+    afterAll(async () => {
+      await silent.stop();
+    });
+
+    it('gives up the checkout after timeoutMs', async () => {
+      await expect(
+        mirrors.checkout(silent.url('git'), commit, join(work, 'checkout'), { timeoutMs: 300, allowFile: true }),
+      ).rejects.toThrow(/checkout of a+ timed out after 300 ms/);
+    });
+
+    it('stops when the signal aborts, rejecting with its reason', async () => {
+      const controller = new AbortController();
+      const reason = new Error('build canceled');
+      setTimeout(() => controller.abort(reason), 200);
+      await expect(
+        mirrors.checkout(silent.url('git'), commit, join(work, 'checkout'), {
+          signal: controller.signal,
+          allowFile: true,
+        }),
+      ).rejects.toBe(reason);
+    });
+  });
+
+  // A host that is down cannot refuse a SHA: the fallback fetch of every ref would only knock again.
+  it.each(['git', 'https', 'ssh'])(
+    'opens one connection to a host that drops it (%s://), without the fallback fetch',
+    async (scheme) => {
+      const dropping = await startServer((socket) => socket.destroy());
+      try {
+        const error = await mirrors
+          .checkout(dropping.url(scheme), commit, join(work, 'checkout'), {
+            allowFile: true,
+            // No user or system ssh configuration: it could add connections (ControlMaster, ProxyJump).
+            sshCommand: 'ssh -F /dev/null',
+            timeoutMs: 30_000,
+          })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(GitError);
+        expect(error).not.toBeInstanceOf(RefNotFoundError);
+        expect(dropping.accepted).toBe(1);
+      } finally {
+        await dropping.stop();
+      }
+    },
+  );
 });

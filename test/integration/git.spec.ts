@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  checkoutCommit,
   GitError,
+  GitMirrors,
   InvalidRefError,
   InvalidRepoPathError,
   InvalidRepoUrlError,
@@ -21,7 +21,6 @@ describe('git against real repositories over file://', () => {
   let repo: TestGitRepo;
   let first: string;
   let second: string;
-  let work: string;
 
   beforeAll(async () => {
     repo = await createGitRepo({ Dockerfile: 'FROM scratch\n', 'app/one.txt': 'one v1\n' });
@@ -32,12 +31,10 @@ describe('git against real repositories over file://', () => {
     second = await repo.commitFiles({ 'app/one.txt': 'one v2\n', 'app/two.txt': 'two\n' }, 'second');
     // A tag named like a branch: the branch wins, as with `git clone --branch`.
     await repo.tag('feature', false, second);
-    work = await mkdtemp(join(tmpdir(), 'farm-git-spec-'));
   });
 
   afterAll(async () => {
     await repo.remove();
-    await rm(work, { recursive: true, force: true });
   });
 
   describe('resolveRef', () => {
@@ -84,47 +81,11 @@ describe('git against real repositories over file://', () => {
       await expect(resolveRef(repo.url, '--upload-pack=touch', local)).rejects.toThrow(InvalidRefError);
     });
   });
-
-  describe('checkoutCommit', () => {
-    it('checks out exactly an older commit, not the branch tip', async () => {
-      const dir = join(work, 'older');
-      const lines: string[] = [];
-      await checkoutCommit(repo.url, first, dir, { ...local, onLog: (line) => lines.push(line) });
-
-      expect(await readFile(join(dir, 'app/one.txt'), 'utf8')).toBe('one v1\n');
-      expect(await readFile(join(dir, 'Dockerfile'), 'utf8')).toBe('FROM scratch\n');
-      expect((await readdir(join(dir, 'app'))).sort()).toEqual(['one.txt']);
-      expect((await readdir(dir)).sort()).toEqual(['.git', 'Dockerfile', 'app']);
-      expect(lines.length).toBeGreaterThan(0);
-    });
-
-    it('checks out the tip', async () => {
-      const dir = join(work, 'tip');
-      await checkoutCommit(repo.url, second, dir, local);
-      expect((await readdir(join(dir, 'app'))).sort()).toEqual(['one.txt', 'two.txt']);
-      expect(await readFile(join(dir, 'app/one.txt'), 'utf8')).toBe('one v2\n');
-    });
-
-    it('throws RefNotFoundError for a commit the remote does not have', async () => {
-      const dir = join(work, 'missing');
-      await expect(checkoutCommit(repo.url, 'f'.repeat(40), dir, local)).rejects.toThrow(RefNotFoundError);
-    });
-
-    it('refuses a non-empty directory, a short SHA and a file:// URL when not allowed', async () => {
-      const dir = join(work, 'not-empty');
-      await mkdir(dir);
-      await writeFile(join(dir, 'x'), 'x');
-      await expect(checkoutCommit(repo.url, first, dir, local)).rejects.toThrow(/not empty/);
-      await expect(checkoutCommit(repo.url, first.slice(0, 7), join(work, 'short'), local)).rejects.toThrow(
-        InvalidRefError,
-      );
-      await expect(checkoutCommit(repo.url, first, join(work, 'nofile'))).rejects.toThrow(InvalidRepoUrlError);
-    });
-  });
 });
 
 describe('resolveInCheckout', () => {
   let repo: TestGitRepo;
+  let work: string;
   let dir: string;
 
   beforeAll(async () => {
@@ -134,14 +95,14 @@ describe('resolveInCheckout', () => {
     await repo.git('add', '--', 'evil', 'good');
     await repo.git('commit', '-q', '-m', 'links');
     const commit = await repo.git('rev-parse', 'HEAD');
-    dir = await mkdtemp(join(tmpdir(), 'farm-git-links-'));
-    await rm(dir, { recursive: true });
-    await checkoutCommit(repo.url, commit, dir, local);
+    work = await mkdtemp(join(tmpdir(), 'farm-git-links-'));
+    dir = join(work, 'checkout');
+    await new GitMirrors(join(work, 'mirrors')).checkout(repo.url, commit, dir, local);
   });
 
   afterAll(async () => {
     await repo.remove();
-    await rm(dir, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
   });
 
   it('resolves paths inside the checkout, following symlinks that stay inside', async () => {
@@ -157,7 +118,7 @@ describe('resolveInCheckout', () => {
   });
 });
 
-describe('git against a server that never answers', () => {
+describe('resolveRef against a server that never answers', () => {
   let server: Server;
   let port: number;
   const sockets = new Set<Socket>();
@@ -188,35 +149,9 @@ describe('git against a server that never answers', () => {
     // The connection closes because git itself is gone, not because we closed it.
     await Promise.all(closed.slice(before));
   });
-
-  it('gives up a checkout after timeoutMs, fetch fallback included', async () => {
-    const dir = join(tmpdir(), `farm-git-timeout-${process.pid}`);
-    try {
-      await expect(
-        checkoutCommit(`git://127.0.0.1:${port}/repo.git`, 'a'.repeat(40), dir, { timeoutMs: 300, allowFile: true }),
-      ).rejects.toThrow(/checkout of a+ timed out after 300 ms/);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('stops when the signal aborts, rejecting with its reason', async () => {
-    const controller = new AbortController();
-    const reason = new Error('build canceled');
-    setTimeout(() => controller.abort(reason), 200);
-    await expect(
-      checkoutCommit(
-        `git://127.0.0.1:${port}/repo.git`,
-        'a'.repeat(40),
-        join(tmpdir(), `farm-git-abort-${process.pid}`),
-        { signal: controller.signal, allowFile: true },
-      ),
-    ).rejects.toBe(reason);
-    await rm(join(tmpdir(), `farm-git-abort-${process.pid}`), { recursive: true, force: true });
-  });
 });
 
-describe('transport and submodule restrictions, below the URL validation', () => {
+describe('transport restrictions, below the URL validation', () => {
   let work: string;
 
   beforeAll(async () => {
@@ -243,22 +178,5 @@ describe('transport and submodule restrictions, below the URL validation', () =>
       await repo.remove();
     }
     await expect(readdir(work)).resolves.not.toContain('pwned');
-  });
-
-  it('a repository with a submodule is checked out without it', async () => {
-    const inner = await createGitRepo({ 'secret.txt': 'from the submodule' });
-    const outer = await createGitRepo({ Dockerfile: 'FROM scratch\n' });
-    try {
-      await outer.git('-c', 'protocol.file.allow=always', 'submodule', 'add', '--quiet', inner.url, 'vendor');
-      await outer.git('commit', '-q', '-m', 'submodule');
-      const commit = await outer.git('rev-parse', 'HEAD');
-      const dir = join(work, 'with-submodule');
-      await checkoutCommit(outer.url, commit, dir, local);
-      expect(await readFile(join(dir, '.gitmodules'), 'utf8')).toContain(inner.url);
-      // The submodule's directory exists (it is in the tree) but nothing was fetched into it.
-      expect(await readdir(join(dir, 'vendor'))).toEqual([]);
-    } finally {
-      await Promise.all([inner.remove(), outer.remove()]);
-    }
   });
 });

@@ -1,8 +1,8 @@
 export { GitError, InvalidRefError, InvalidRepoPathError, InvalidRepoUrlError, RefNotFoundError } from './errors';
 export { isCommitSha, validateRefName, validateRepoPath, validateRepoUrl } from './validate';
-export { checkoutCommit, resolveRef, type CheckoutOptions, type ResolveRefOptions } from './remote';
+export { resolveRef, type ResolveRefOptions } from './remote';
 export { resolveInCheckout } from './checkout-path';
-export { GitMirrors, type MirrorCheckout } from './mirror';
+export { GitMirrors, type CheckoutOptions, type MirrorCheckout } from './mirror';
 export type { GitTransportOptions } from './run';
 export {
   deliveryInfo,

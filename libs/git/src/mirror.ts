@@ -2,9 +2,27 @@ import { createHash } from 'node:crypto';
 import { access, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GitError, InvalidRefError, RefNotFoundError } from './errors';
-import type { CheckoutOptions } from './remote';
-import { runGit } from './run';
+import { runGit, type GitTransportOptions } from './run';
 import { isCommitSha, validateRepoUrl } from './validate';
+
+/** Options for {@link GitMirrors.checkout}. */
+export interface CheckoutOptions extends GitTransportOptions {
+  signal?: AbortSignal;
+  /** Give up after this long. Default: no limit besides `signal`. */
+  timeoutMs?: number;
+  /** Receives git's progress and messages, one line at a time. */
+  onLog?: (line: string) => void;
+}
+
+/**
+ * What git says when it gave up before the server could say anything about the commit: the host
+ * could not be looked up or reached, the connection dropped (git://), the first HTTP request
+ * failed, or ssh never got to upload-pack. A fetch of every ref would fail the same way, with one
+ * more connection to a host that is down. A refused or missing SHA reads otherwise ("not our
+ * ref", "does not allow request for unadvertised object"); only then can that fallback help.
+ */
+const FAILED_AT_FIRST_CONTACT =
+  /unable to (?:look up|connect to|access)|could not read from remote repository|hung up upon initial contact|connection reset by peer|broken pipe/i;
 
 /** What {@link GitMirrors.checkout} did, for the build log and the bench. */
 export interface MirrorCheckout {
@@ -34,8 +52,14 @@ export class GitMirrors {
   }
 
   /**
-   * Checks out exactly `commit` of `repoUrl` into `dir` (empty or absent), detached, and
-   * verifies HEAD. Same contract and errors as `checkoutCommit`.
+   * Checks out exactly `commit` of `repoUrl` into `dir`, which must be empty or absent, detached,
+   * and verifies HEAD. A commit the mirror lacks is fetched shallow by SHA, or, when the server
+   * refuses to serve a commit by SHA, with every branch and tag. Submodules and LFS objects are
+   * not fetched.
+   *
+   * @throws InvalidRepoUrlError / InvalidRefError for malformed input, RefNotFoundError when the
+   * remote does not have the commit, GitError when git fails (unreachable, denied, timeout), or
+   * the signal's reason when aborted.
    */
   async checkout(repoUrl: string, commit: string, dir: string, opts: CheckoutOptions = {}): Promise<MirrorCheckout> {
     validateRepoUrl(repoUrl, { allowFile: opts.allowFile === true });
@@ -102,6 +126,7 @@ export class GitMirrors {
         ]);
       } catch (error) {
         if (!(error instanceof GitError) || opts.signal?.aborted || timedOut()) throw error;
+        if (FAILED_AT_FIRST_CONTACT.test(error.message)) throw error;
         // Servers without uploadpack.allowReachableSHA1InWant (and v0 servers) refuse a bare SHA.
         opts.onLog?.('fetching the commit by SHA was refused; fetching all branches and tags');
         await git(mirror, [
