@@ -1,9 +1,11 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { formatPlatform } from '@farm/domain';
 import {
+  affineAgent,
   agentQueueNames,
   cancelChannel,
+  claimHandover,
   canceledJobs,
   encodeAgentEvent,
   eventStreamKey,
@@ -11,13 +13,16 @@ import {
   openSecrets,
   parsePlatformBuildJob,
   readAgentCommand,
+  recordAffinity,
   removePresence,
+  shouldLeaveFor,
   WORKER_OPTIONS,
   writePresence,
   type AgentEvent,
   type AgentJob,
   type AgentPresence,
   type AgentState,
+  type PlatformBuildJob,
   type PlatformBuildResult,
 } from '@farm/queue';
 import type { Builder, BuildContext } from './builders/builder';
@@ -47,6 +52,9 @@ export interface AgentOptions {
 
 /** Re-offer a job taken while every slot was busy after this long. */
 const BUSY_RETRY_MS = 250;
+/** How long a job left for its affine agent keeps this slot, so that agent takes it, not this one. */
+const HANDOVER_WAIT_MS = 50;
+const HANDOVER_POLL_MS = 5;
 /** The abort reason of a job canceled on request (other aborts: BullMQ closing the worker). */
 const CANCELED = 'canceled on request';
 
@@ -184,6 +192,7 @@ export class Agent {
     if ((await canceledJobs(redis, queuePrefix, [String(job.id)])).length > 0) {
       throw new UnrecoverableError('canceled before it started');
     }
+    if (await this.leaveForAffineAgent(job, token, data)) throw new WaitingError();
     // Attempts that failed plus attempts lost with their agent (stalled), plus this one.
     const attempt = job.attemptsMade + job.stalledCounter + 1;
     const retry = data.retry ?? 0;
@@ -228,14 +237,17 @@ export class Agent {
         finishedAt: new Date().toISOString(),
       };
       await logs.flush();
-      await this.emit({
-        type: 'platform.ended',
-        ...event,
-        status: 'succeeded',
-        final: true,
-        result,
-        at: result.finishedAt,
-      });
+      await Promise.all([
+        this.emit({
+          type: 'platform.ended',
+          ...event,
+          status: 'succeeded',
+          final: true,
+          result,
+          at: result.finishedAt,
+        }),
+        this.rememberRepository(data),
+      ]);
       return result;
     } catch (caught) {
       if (abort.aborted && abort.reason === CANCELED) {
@@ -280,6 +292,48 @@ export class Agent {
       }
       this.untrack(job);
     }
+  }
+
+  /**
+   * Cache affinity (libs/queue affinity.ts): puts the job back, once, for the agent that built
+   * its repository last when that agent is free, and keeps this slot for up to HANDOVER_WAIT_MS
+   * so that the freed job goes to that agent rather than straight back to this one. True if the
+   * job was left; false to build it here.
+   */
+  private async leaveForAffineAgent(job: Job, token: string | undefined, data: PlatformBuildJob): Promise<boolean> {
+    const { redis, queuePrefix, name, builder } = this.options;
+    // Without a cache to reuse (or a repository to key it by) any agent is as good.
+    if (!token || !data.repo || data.noCache) return false;
+    let leftFor: string;
+    try {
+      const affine = await affineAgent(redis, queuePrefix, data.platform, data.repo);
+      if (!shouldLeaveFor(affine, { name, emulated: builder.emulated }, data)) return false;
+      if (!(await claimHandover(redis, queuePrefix, String(job.id)))) return false;
+      await job.moveToWait(token);
+      leftFor = affine.name;
+    } catch (error) {
+      // Affinity is an optimisation: when in doubt, build.
+      this.options.log(`cache affinity: ${(error as Error).message}`);
+      return false;
+    }
+    const left = Date.now();
+    let waiting = true;
+    while (waiting && Date.now() - left < HANDOVER_WAIT_MS) {
+      await new Promise((resolve) => setTimeout(resolve, HANDOVER_POLL_MS));
+      waiting = (await job.getState().catch(() => 'unknown')) === 'waiting';
+    }
+    const outcome = waiting ? `still waiting after ${HANDOVER_WAIT_MS} ms` : `taken within ${Date.now() - left} ms`;
+    this.options.log(`job ${job.id} left for ${leftFor}, which built ${data.repo} last (${outcome})`);
+    return true;
+  }
+
+  /** This agent's caches now hold the repository: later builds of it prefer this agent. */
+  private async rememberRepository(data: PlatformBuildJob): Promise<void> {
+    if (!data.repo) return;
+    const { redis, queuePrefix, name } = this.options;
+    await recordAffinity(redis, queuePrefix, data.platform, data.repo, name).catch((error: Error) =>
+      this.options.log(`could not record cache affinity: ${error.message}`),
+    );
   }
 
   private track(job: Job, current: AgentJob): void {

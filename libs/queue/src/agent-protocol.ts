@@ -18,6 +18,9 @@
  *   `cancelChannel(prefix)` (see cancel.ts); the agent holding the job aborts its processor's
  *   AbortSignal (`Worker.cancelJob`), which kills the build process, and reports the platform
  *   `canceled`. An agent taking a job whose key is set does not start it.
+ * - **cache affinity**: after a success the agent records itself as the repository's affine
+ *   agent for the platform; an agent taking a job whose affine agent is another, free one puts
+ *   the job back once for that agent to take (see affinity.ts).
  *
  * Registration, heartbeats and drain: agent-presence.ts.
  */

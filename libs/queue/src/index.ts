@@ -9,3 +9,4 @@ export * from './agent-presence';
 export * from './progress';
 export * from './cancel';
 export * from './sealed-secrets';
+export * from './affinity';

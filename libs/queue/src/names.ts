@@ -88,3 +88,16 @@ export function agentsKey(prefix: string): string {
 export function agentCommandsKey(prefix: string): string {
   return `${prefix}:agents:commands`;
 }
+
+/**
+ * String key naming the agent that last built `repoHash` (sha256 of the repository URL) for
+ * `platform`: its layer cache and git mirror are the warmest for that repository.
+ */
+export function affinityKey(prefix: string, platform: string, repoHash: string): string {
+  return `${prefix}:affinity:${platform}:${repoHash}`;
+}
+
+/** String key set when a job was left for its affine agent: a job is left at most once. */
+export function handoverKey(prefix: string, jobId: string): string {
+  return `${prefix}:handover:${jobId}`;
+}
