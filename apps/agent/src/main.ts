@@ -57,6 +57,7 @@ async function localBackend(args: AgentArgs, config: AgentConfig, registry: Regi
     insecureRegistries: config.insecureRegistries,
     registryAuth: config.registryAuth,
     contextRepository: config.contextRepository,
+    registryCache: config.registryCache,
   });
   await builder.cleanUpPreviousRun(log);
   return { name, builder, description: 'local', close: async () => undefined };
@@ -93,6 +94,7 @@ async function sshBackend(url: string, args: AgentArgs, config: AgentConfig, reg
       insecureRegistries: config.insecureRegistries,
       registryAuth: config.registryAuth,
       contextRepository: config.contextRepository,
+      registryCache: config.registryCache,
       remoteStateDir: config.ssh.remoteStateDir,
       localWorkDir: join(stateDir, 'ssh'),
       gitMirrorDir: join(stateDir, 'git'),
@@ -156,7 +158,10 @@ async function main(): Promise<void> {
   const emulated = backend.builder.emulated ? ' (emulated with qemu-user)' : '';
   const labels = args.labels.length ? ` labels ${args.labels.join(',')}` : '';
   const via = args.ssh ? ` via ${backend.description}` : '';
-  log(`${backend.name} serving ${platform}${emulated}${labels}${via}`);
+  const cache = config.registryCache
+    ? ` with the registry layer cache ${config.registryCache.registry}/${config.registryCache.repository}`
+    : '';
+  log(`${backend.name} serving ${platform}${emulated}${labels}${via}${cache}`);
 }
 
 main().catch((error: unknown) => {

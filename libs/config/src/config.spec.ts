@@ -85,6 +85,19 @@ describe('loadAgentConfig', () => {
     );
   });
 
+  test('FARM_REGISTRY_CACHE names the registry and repository prefix of the registry layer cache', () => {
+    expect(loadAgentConfig({}).registryCache).toBeUndefined();
+    expect(loadAgentConfig({ FARM_REGISTRY_CACHE: '127.0.0.1:5000/farm/cache' }).registryCache).toEqual({
+      registry: '127.0.0.1:5000',
+      repository: 'farm/cache',
+    });
+    for (const bad of ['cache', 'farm/cache', '127.0.0.1:5000/', '127.0.0.1:5000/Cache', 'r.example/cache:tag']) {
+      expect(() => loadAgentConfig({ FARM_REGISTRY_CACHE: bad })).toThrow(
+        /FARM_REGISTRY_CACHE: must be a registry repository such as registry.example.com\/buildfarm\/cache/,
+      );
+    }
+  });
+
   test('emulated platforms are an explicit list', () => {
     expect(loadAgentConfig({ FARM_EMULATED_PLATFORMS: 'linux/arm64,linux/arm/v7' }).emulatedPlatforms).toEqual([
       'linux/arm64',

@@ -49,6 +49,12 @@ export interface AgentConfig extends QueueConfig, RegistryConfig {
   allowFileRepos: boolean;
   /** Where uploaded build contexts are fetched from by digest (the api's FARM_CONTEXT_REPOSITORY). */
   contextRepository?: { registry: string; repository: string };
+  /**
+   * FARM_REGISTRY_CACHE, `<registry>/<repository prefix>`: the registry layer cache the agents of
+   * a pool share (`buildah bud --cache-from/--cache-to`), one repository per platform under the
+   * prefix (`buildcache-<os>-<arch>[-<variant>]`). Undefined: off.
+   */
+  registryCache?: { registry: string; repository: string };
   /** Where the agent keeps work dirs and its buildah storage. */
   stateDir: string;
   concurrency: number;
@@ -94,13 +100,16 @@ const REGISTRY_HOST = /^(?:localhost|\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9-]+(?:\.[a-zA-
 const REPOSITORY_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 
 /** `host[:port]/path` of a registry repository, without tag; the host must say it is one (a "." or ":" or localhost). */
-function parseRepository(raw: string): { registry: string; repository: string } {
+function parseRepository(
+  raw: string,
+  example = 'registry.example.com/buildfarm/contexts',
+): { registry: string; repository: string } {
   const slash = raw.indexOf('/');
   const registry = raw.slice(0, slash);
   const repository = raw.slice(slash + 1);
   const named = registry === 'localhost' || registry.includes('.') || registry.includes(':');
   if (slash <= 0 || !named || !REGISTRY_HOST.test(registry) || !REPOSITORY_PATH.test(repository)) {
-    throw new Error(`must be a registry repository such as registry.example.com/buildfarm/contexts, got "${raw}"`);
+    throw new Error(`must be a registry repository such as ${example}, got "${raw}"`);
   }
   return { registry, repository };
 }
@@ -187,6 +196,9 @@ export function loadAgentConfig(env: Env = process.env): AgentConfig {
       'FARM_CONTEXT_REPOSITORY',
       read.optional('FARM_CONTEXT_REPOSITORY'),
       parseRepository,
+    ),
+    registryCache: read.parsed('FARM_REGISTRY_CACHE', read.optional('FARM_REGISTRY_CACHE'), (raw) =>
+      parseRepository(raw, 'registry.example.com/buildfarm/cache'),
     ),
     stateDir: read.string('FARM_STATE_DIR', '/var/lib/buildfarm'),
     concurrency: read.integer('FARM_AGENT_CONCURRENCY', 1, 1, 64),

@@ -15,6 +15,10 @@ import { SECRET_NAME, type PlatformBuildJob } from '@farm/queue';
  * rebuild after a change reruns only the steps from the first changed one (measured by the
  * bench: an unchanged RUN is reused; labels such as the revision are still applied to the final
  * image). Every image says which commit it was built from, unless the request labels it otherwise.
+ *
+ * With the registry layer cache (see registry-cache.ts) bud also looks steps up in, and pushes
+ * them to, `cacheRepository`, and tags the image in storage (`tag`) instead: buildah 1.28 cannot
+ * push to the cache with an OCI-layout output.
  */
 export function budArguments(
   job: PlatformBuildJob,
@@ -22,15 +26,24 @@ export function budArguments(
     platform: string;
     dockerfile: string;
     contextDir: string;
-    layout: string;
+    /** Where the image goes: `oci:<layout>:image`, or a name in storage (with the cache). */
+    tag: string;
+    /** The registry layer cache's repository for this platform, when the cache is on. */
+    cacheRepository?: string;
     /** Build secret id -> the file holding it (see writeSecretFiles). */
     secretFiles?: Record<string, string>;
   },
 ): string[] {
   const args = ['bud', '--isolation', 'chroot', '--platform', paths.platform, '--format', 'oci', '--layers'];
-  args.push('--disable-compression=false', '--file', paths.dockerfile, '--tag', `oci:${paths.layout}:image`);
+  args.push('--disable-compression=false', '--file', paths.dockerfile, '--tag', paths.tag);
   // Every step runs again; buildah still stores the new results for later builds.
   if (job.noCache) args.push('--no-cache');
+  if (paths.cacheRepository) {
+    // A no-cache job reads nothing from the registry cache either, but refreshes it with the
+    // steps it built, as it refreshes the local storage: later builds find the new results.
+    if (!job.noCache) args.push('--cache-from', paths.cacheRepository);
+    args.push('--cache-to', paths.cacheRepository);
+  }
   for (const [name, value] of Object.entries(job.buildArgs)) args.push('--build-arg', `${name}=${value}`);
   // Secrets as files a RUN mounts (--mount=type=secret,id=NAME): never build args, which the
   // image history records. The argument names the file, not the value.
@@ -52,11 +65,12 @@ export function budArguments(
 
 /**
  * A job's registries.conf: no unqualified-search registries, and plain HTTP for the
- * FARM_INSECURE_REGISTRIES hosts and for loopback registries the Dockerfile names (as Docker
- * allows loopback registries over HTTP).
+ * FARM_INSECURE_REGISTRIES hosts and for loopback registries the Dockerfile names or the
+ * registry layer cache is on (as Docker allows loopback registries over HTTP).
  */
-export function registriesConf(dockerfile: string, insecureRegistries: string[]): string {
-  const insecure = [...new Set([...insecureRegistries, ...loopbackRegistries(dockerfile)])];
+export function registriesConf(dockerfile: string, insecureRegistries: string[], cacheRegistry?: string): string {
+  const loopbackCache = cacheRegistry ? loopbackRegistries(`${cacheRegistry}/`) : [];
+  const insecure = [...new Set([...insecureRegistries, ...loopbackRegistries(dockerfile), ...loopbackCache])];
   return [
     'unqualified-search-registries = []',
     '',

@@ -8,6 +8,13 @@ import type { PlatformBuildJob } from '@farm/queue';
 import { ProcessError, runProcess } from '../run-process';
 import type { Builder, BuildContext, BuiltImage } from './builder';
 import { budArguments, insideCheckout, mountSources, registriesConf, writeSecretFiles } from './buildah-job';
+import {
+  JOB_IMAGE_PREFIX,
+  pushToLayoutArguments,
+  RegistryLayerCache,
+  type BudOutput,
+  type RegistryCacheSetting,
+} from './registry-cache';
 import { fetchUploadedContext } from './uploaded-context';
 
 export interface LocalBuildahOptions {
@@ -23,6 +30,8 @@ export interface LocalBuildahOptions {
   registryAuth?: unknown;
   /** Where uploaded contexts (`farm build --upload`) are fetched from; undefined: none are built. */
   contextRepository?: { registry: string; repository: string };
+  /** FARM_REGISTRY_CACHE: the registry layer cache the agents of a pool share; undefined: none. */
+  registryCache?: RegistryCacheSetting;
 }
 
 /** Builds with the buildah of this host (`--isolation chroot`, as root), pushes by digest. */
@@ -33,6 +42,7 @@ export class LocalBuildahBuilder implements Builder {
   private readonly runRoot: string;
   /** One bare mirror per repository, kept between jobs like the storage: a rebuild fetches only new commits. */
   private readonly mirrors: GitMirrors;
+  private readonly registryCache?: RegistryLayerCache;
 
   constructor(private readonly options: LocalBuildahOptions) {
     this.platform = options.platform;
@@ -40,16 +50,20 @@ export class LocalBuildahBuilder implements Builder {
     this.storageRoot = join(options.stateDir, 'storage');
     this.runRoot = join(options.stateDir, 'run');
     this.mirrors = new GitMirrors(join(options.stateDir, 'git'));
+    if (options.registryCache) this.registryCache = new RegistryLayerCache(options.registryCache, options.platform);
   }
 
   /**
    * At agent start: what a previous run of this agent left behind (killed mid-build, or a
-   * failed build's working container) goes; base images stay as cache.
+   * failed build's working container, a job's image name) goes; base images and layers stay as cache.
    */
   async cleanUpPreviousRun(log: (line: string) => void): Promise<void> {
     await rm(join(this.options.stateDir, 'work'), { recursive: true, force: true });
     await runProcess('buildah', [...this.globalArgs(), 'rm', '--all'], { name: 'buildah rm' }).catch((error: Error) =>
       log(`could not remove leftover build containers: ${error.message}`),
+    );
+    await this.removeJobImageNames().catch((error: Error) =>
+      log(`could not remove leftover job image names: ${error.message}`),
     );
   }
 
@@ -87,25 +101,51 @@ export class LocalBuildahBuilder implements Builder {
     const layout = join(dir, 'oci');
     const secretsDir = join(dir, 'secrets');
     const secretFiles = await writeSecretFiles(secretsDir, context.secrets ?? {});
-    const bud = [...this.globalArgs(), ...budArguments(job, { platform, dockerfile, contextDir, layout, secretFiles })];
-    context.log(`building ${platform}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
-    try {
-      await runProcess('buildah', bud, {
+    /** The job's name in storage, once a bud was told to tag the image there (registry cache). */
+    let storageImage: string | undefined;
+    const bud = async (output: BudOutput): Promise<void> => {
+      storageImage ??= output.storageImage;
+      const args = budArguments(job, { platform, dockerfile, contextDir, secretFiles, ...output });
+      await runProcess('buildah', [...this.globalArgs(), ...args], {
         env,
         cwd: source,
         signal: context.signal,
         onLine: context.log,
         name: 'buildah bud',
       });
-    } catch (error) {
-      // The same source fails the same way again (Dockerfile error, failing RUN): no retry.
-      if (error instanceof ProcessError && error.exitCode !== null && !context.signal.aborted) {
-        throw new UnrecoverableError(`build failed: ${error.message}`);
+    };
+    context.log(`building ${platform}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
+    try {
+      let output: BudOutput = { tag: `oci:${layout}:image` };
+      try {
+        if (this.registryCache) output = await this.registryCache.build(job, layout, context, bud);
+        else await bud(output);
+      } catch (error) {
+        // The same source fails the same way again (Dockerfile error, failing RUN): no retry.
+        if (error instanceof ProcessError && error.exitCode !== null && !context.signal.aborted) {
+          throw new UnrecoverableError(`build failed: ${error.message}`);
+        }
+        throw error;
+      } finally {
+        // Secrets are on disk only while buildah runs.
+        await rm(secretsDir, { recursive: true, force: true });
       }
-      throw error;
+      if (output.storageImage) {
+        const push = pushToLayoutArguments(output.storageImage, layout);
+        await runProcess('buildah', [...this.globalArgs(), ...push], {
+          env,
+          signal: context.signal,
+          onLine: context.log,
+          name: 'buildah push',
+        });
+      }
     } finally {
-      // Secrets are on disk only while buildah runs.
-      await rm(secretsDir, { recursive: true, force: true });
+      // The name goes, the layers stay as cache; a bud that failed early may not have tagged anything.
+      if (storageImage) {
+        await runProcess('buildah', [...this.globalArgs(), 'rmi', storageImage], { name: 'buildah rmi' }).catch(
+          () => undefined,
+        );
+      }
     }
 
     // The farm's registry client pushes the layout by digest, without a tag.
@@ -124,8 +164,22 @@ export class LocalBuildahBuilder implements Builder {
   }
 
   async destroy(job: PlatformBuildJob): Promise<void> {
-    // The image lives in the work dir's OCI layout, never in storage: removing the dir is enough.
+    // The image lives in the work dir's OCI layout; with the registry cache, run() already
+    // removed its name from storage. Removing the dir is enough.
     await rm(this.workDir(job), { recursive: true, force: true });
+  }
+
+  /** Job image names (registry cache) that a killed agent left in storage; their layers stay as cache. */
+  private async removeJobImageNames(): Promise<void> {
+    const names: string[] = [];
+    await runProcess('buildah', [...this.globalArgs(), 'images', '--noheading', '--format', '{{.Name}}:{{.Tag}}'], {
+      name: 'buildah images',
+      // Every line: runProcess keeps only the last few.
+      onLine: (line) => {
+        if (line.trim().startsWith(JOB_IMAGE_PREFIX)) names.push(line.trim());
+      },
+    });
+    if (names.length > 0) await runProcess('buildah', [...this.globalArgs(), 'rmi', ...names], { name: 'buildah rmi' });
   }
 
   private workDir(job: PlatformBuildJob): string {
@@ -144,7 +198,8 @@ export class LocalBuildahBuilder implements Builder {
     const dir = this.workDir(job);
     const registries = join(dir, 'registries.conf');
     const dockerfileText = dockerfile ? await readFile(dockerfile, 'utf8') : '';
-    await writeFile(registries, registriesConf(dockerfileText, this.options.insecureRegistries));
+    const conf = registriesConf(dockerfileText, this.options.insecureRegistries, this.options.registryCache?.registry);
+    await writeFile(registries, conf);
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

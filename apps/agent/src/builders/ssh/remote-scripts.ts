@@ -92,7 +92,8 @@ read -r stat < /proc/$$/stat && set -- $stat && echo "group=$1 $5"`;
 /**
  * What a previous connection of this agent left behind: kills and removes every job dir under
  * `$1/work`, printing `removed=DIR` for each, then removes leftover buildah containers (a killed
- * build leaves its working container mounted) with `buildah "$@" rm --all`.
+ * build leaves its working container mounted) with `buildah "$@" rm --all`, and the names of jobs'
+ * images (`localhost/farm-job/...`, registry cache) whose removal was cut off; layers stay as cache.
  */
 export const CLEAN_AGENT = `${KILL_JOB}
 root=$1
@@ -102,7 +103,10 @@ for d in "$root"/work/*; do
   kill_job "$d"
   rm -rf -- "$d" && echo "removed=$d"
 done
-buildah "$@" rm --all >/dev/null`;
+buildah "$@" rm --all >/dev/null || exit
+buildah "$@" images --noheading --format '{{.Name}}:{{.Tag}}' | while read -r image; do
+  case $image in localhost/farm-job/*) buildah "$@" rmi "$image" >/dev/null ;; esac
+done`;
 
 /** Runs the probe program read from stdin from the agent's dir `$1` (not /tmp: it may be noexec). */
 export const RUN_PROBE_PROGRAM =

@@ -13,6 +13,12 @@ import { SECRET_NAME, type PlatformBuildJob } from '@farm/queue';
 import { exitProgram } from '../../platform-probe';
 import type { Builder, BuildContext, BuiltImage } from '../builder';
 import { budArguments, insideCheckout, mountSources, registriesConf } from '../buildah-job';
+import {
+  pushToLayoutArguments,
+  RegistryLayerCache,
+  type BudOutput,
+  type RegistryCacheSetting,
+} from '../registry-cache';
 import { fetchUploadedContext } from '../uploaded-context';
 import { RemoteCommandError, SshConnection, SshConnectionError } from './connection';
 import { hostKeyPolicy, type HostKeyPolicy } from './host-key';
@@ -62,6 +68,8 @@ export interface SshBuilderOptions {
   registryAuth?: unknown;
   /** Where uploaded contexts (`farm build --upload`) are fetched from; undefined: none are built. */
   contextRepository?: { registry: string; repository: string };
+  /** FARM_REGISTRY_CACHE, as the host reaches it: the registry layer cache of the pool; undefined: none. */
+  registryCache?: RegistryCacheSetting;
   /** The agent's state on the host (an absolute path). Default `/var/lib/buildfarm-ssh`. */
   remoteStateDir?: string;
   /** Where the agent keeps checkouts and fetched images of running jobs. Default `$TMPDIR/buildfarm-ssh`. */
@@ -188,6 +196,7 @@ export class SshBuilder implements Builder {
   private commandCount = 0;
   /** The agent checks out from a mirror per repository, which fetches only the commits it lacks. */
   private readonly mirrors: GitMirrors;
+  private readonly registryCache?: RegistryLayerCache;
 
   /** @internal Use {@link connectSshBuilder}. */
   constructor(
@@ -202,6 +211,8 @@ export class SshBuilder implements Builder {
     this.session = Promise.resolve(session);
     this.watch(session);
     this.mirrors = new GitMirrors(settings.options.gitMirrorDir ?? `${settings.localDir}-git`);
+    const cache = settings.options.registryCache;
+    if (cache) this.registryCache = new RegistryLayerCache(cache, platform);
   }
 
   /** `user@host:port` of the builder host. */
@@ -274,7 +285,8 @@ export class SshBuilder implements Builder {
 
     // The checkout on the agent is the same tree as the host's copy: read the Dockerfile here.
     const dockerfileText = await readFile(dockerfile, 'utf8');
-    const registries = registriesConf(dockerfileText, this.settings.options.insecureRegistries);
+    const { insecureRegistries, registryCache } = this.settings.options;
+    const registries = registriesConf(dockerfileText, insecureRegistries, registryCache?.registry);
     const env = [
       `CONTAINERS_REGISTRIES_CONF=${remote}/registries.conf`,
       `TMPDIR=${remote}/tmp`,
@@ -298,51 +310,79 @@ export class SshBuilder implements Builder {
       secretFiles[name] = `${secretsDir}/${name}`;
     }
 
-    // As the local builder: commit straight into an OCI layout, nothing tagged in storage.
-    const budArgs = budArguments(job, {
-      platform,
-      dockerfile: remoteSource(dockerfile),
-      contextDir: remoteSource(contextDir),
-      layout: `${remote}/oci`,
-      secretFiles,
-    });
-    const bud = ['env', ...env, 'buildah', ...this.storageArgs(session), ...budArgs];
-    context.log(`building ${platform} on ${this.settings.host}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
-    const build = script(
-      BUILD,
-      remote,
-      `${remote}/src`,
-      this.pidFile(remote),
-      registries,
-      `${remote}/registries.conf`,
-      authFile,
-      ...bud,
-    );
-    try {
-      await this.execInJob(session, remote, build, {
+    // As the local builder: commit straight into an OCI layout, or with the registry cache tag
+    // the image in the host's storage and push it into the layout there.
+    const storage = this.storageArgs(session);
+    const inJob = (command: string[], authFromStdin: boolean): string =>
+      script(
+        BUILD,
+        remote,
+        `${remote}/src`,
+        this.pidFile(remote),
+        registries,
+        `${remote}/registries.conf`,
+        authFromStdin ? authFile : '',
+        'env',
+        ...env,
+        'buildah',
+        ...storage,
+        ...command,
+      );
+    /** The job's name in the host's storage, once a bud was told to tag the image there. */
+    let storageImage: string | undefined;
+    const bud = async (output: BudOutput): Promise<void> => {
+      storageImage ??= output.storageImage;
+      const budArgs = budArguments(job, {
+        platform,
+        dockerfile: remoteSource(dockerfile),
+        contextDir: remoteSource(contextDir),
+        secretFiles,
+        ...output,
+      });
+      await this.execInJob(session, remote, inJob(budArgs, true), {
         name: 'buildah bud',
         stdin: auth ? Buffer.from(JSON.stringify(auth)) : undefined,
         context,
       });
-    } catch (error) {
-      // The same source fails the same way again (Dockerfile error, failing RUN): no retry.
-      // A signal (OOM killer, reboot) or a lost connection is worth another attempt.
-      if (error instanceof RemoteCommandError && error.exitCode !== null && !context.signal.aborted) {
-        throw new UnrecoverableError(`build failed: ${error.message}`);
+    };
+    const remoteLayout = `${remote}/oci`;
+    context.log(`building ${platform} on ${this.settings.host}${this.emulated ? ' (emulated with qemu-user)' : ''}`);
+    try {
+      let output: BudOutput = { tag: `oci:${remoteLayout}:image` };
+      try {
+        if (this.registryCache) output = await this.registryCache.build(job, remoteLayout, context, bud);
+        else await bud(output);
+      } catch (error) {
+        // The same source fails the same way again (Dockerfile error, failing RUN): no retry.
+        // A signal (OOM killer, reboot) or a lost connection is worth another attempt.
+        if (error instanceof RemoteCommandError && error.exitCode !== null && !context.signal.aborted) {
+          throw new UnrecoverableError(`build failed: ${error.message}`);
+        }
+        throw error;
+      } finally {
+        // destroy() removes the job dir too, but the secrets go at once.
+        if (Object.keys(secretFiles).length > 0) {
+          await session.connection
+            .exec(shellCommand(['rm', '-rf', '--', secretsDir]), { name: 'removing the build secrets' })
+            .catch((error: Error) => context.log(`could not remove the build secrets yet: ${error.message}`));
+        }
       }
-      throw error;
+      if (output.storageImage) {
+        const push = pushToLayoutArguments(output.storageImage, remoteLayout);
+        await this.execInJob(session, remote, inJob(push, false), { name: 'buildah push', context });
+      }
     } finally {
-      // destroy() removes the job dir too, but the secrets go at once.
-      if (Object.keys(secretFiles).length > 0) {
+      // The name goes, the layers stay as cache; a bud that failed early may not have tagged anything.
+      if (storageImage && !session.connection.closed) {
         await session.connection
-          .exec(shellCommand(['rm', '-rf', '--', secretsDir]), { name: 'removing the build secrets' })
-          .catch((error: Error) => context.log(`could not remove the build secrets yet: ${error.message}`));
+          .exec(shellCommand(['buildah', ...storage, 'rmi', storageImage]), { name: 'buildah rmi' })
+          .catch(() => undefined);
       }
     }
 
     const layout = join(local, 'oci');
     context.onPhase?.('pushing');
-    await this.fetchLayout(session, `${remote}/oci`, layout, job, context);
+    await this.fetchLayout(session, remoteLayout, layout, job, context);
     context.log(`pushing to ${job.pushTo.registry}/${job.pushTo.repository}`);
     const mountFrom = mountSources(dockerfileText, job.pushTo.registry);
     const descriptor = await this.settings.options.registry.pushOciLayout(layout, job.pushTo, { mountFrom });
@@ -353,9 +393,10 @@ export class SshBuilder implements Builder {
 
   /**
    * Kills whatever of the job still runs on the host and removes its work dir there and here.
-   * Idempotent. The built image never enters the host's buildah storage (it is committed to the
-   * work dir's OCI layout), so there is no image name to remove. When the connection is gone, a
-   * reconnect is started in the background: it removes the job's dir with the agent's others.
+   * Idempotent. The built image is in the work dir's OCI layout; a name it had in the host's
+   * storage (registry cache) run() removed, or the next connection's cleanup does. When the
+   * connection is gone, a reconnect is started in the background: it removes the job's dir with
+   * the agent's others.
    */
   async destroy(job: PlatformBuildJob): Promise<void> {
     let key: string;
