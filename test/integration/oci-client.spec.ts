@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,9 @@ import { Readable } from 'node:stream';
 import { inspect, promisify } from 'node:util';
 import {
   type Descriptor,
+  labelOciLayoutImage,
   MediaTypes,
+  readOciLayoutIndex,
   RegistryClient,
   RegistryError,
   type RepositoryRef,
@@ -271,6 +273,8 @@ describe('RegistryClient.pushOciLayout with a layout built by buildah', () => {
       await writeFile(join(work, 'hello.txt'), `hello ${randomBytes(8).toString('hex')}\n`);
       await buildah('copy', container, join(work, 'hello.txt'), '/hello.txt');
       await buildah('config', '--os', 'linux', '--arch', 'amd64', '--cmd', '["/hello"]', container);
+      // As a Dockerfile's LABEL would set them.
+      await buildah('config', '--label', 'keep=from-dockerfile', '--label', 'replaced=from-dockerfile', container);
       await buildah('commit', '-q', container, 'farm-oci-test');
       layoutDir = join(work, 'layout');
       await buildah('push', '-q', 'farm-oci-test', `oci:${layoutDir}`);
@@ -304,6 +308,43 @@ describe('RegistryClient.pushOciLayout with a layout built by buildah', () => {
     for (const layer of manifest.layers) expect(await client.hasBlob(second, layer.digest)).toBe(true);
     // Pushing again is a no-op that still answers the descriptor.
     expect(await client.pushOciLayout(layoutDir, second)).toEqual(pushed);
+  });
+
+  it('labels the image of a layout in its config, keeping the layers, then pushes it', async () => {
+    const copy = join(work, 'labeled');
+    await cp(layoutDir, copy, { recursive: true });
+    const before = (await readOciLayoutIndex(copy))[0];
+    const labeled = await labelOciLayoutImage(copy, { replaced: 'by-farm', 'org.example.added': 'yes' });
+    expect(labeled.digest).not.toBe(before.digest);
+    expect(await readOciLayoutIndex(copy)).toEqual([labeled]);
+
+    const target = repoIn(registry, 'labeled');
+    expect(await client.pushOciLayout(copy, target)).toEqual({
+      mediaType: labeled.mediaType,
+      digest: labeled.digest,
+      size: labeled.size,
+    });
+    const manifest = JSON.parse(
+      (await skopeoRaw(`${target.registry}/${target.repository}@${labeled.digest}`)).toString(),
+    );
+    const original = JSON.parse(
+      (await readFile(join(layoutDir, 'blobs', 'sha256', before.digest.slice(7)))).toString(),
+    );
+    expect(manifest.layers).toEqual(original.layers);
+    const config = JSON.parse((await client.getBlob(target, manifest.config.digest)).toString());
+    expect(config.config.Labels).toEqual({
+      'io.buildah.version': expect.any(String),
+      keep: 'from-dockerfile',
+      replaced: 'by-farm',
+      'org.example.added': 'yes',
+    });
+    expect(config.config.Cmd).toEqual(['/hello']);
+    expect(config.rootfs).toEqual(
+      JSON.parse((await readFile(join(layoutDir, 'blobs', 'sha256', original.config.digest.slice(7)))).toString())
+        .rootfs,
+    );
+    // No labels: the layout is left as it is.
+    expect(await labelOciLayoutImage(copy, {})).toEqual(labeled);
   });
 });
 

@@ -5,6 +5,7 @@ export type { RegistryCredentials } from './docker-config';
 export { RegistryError } from './errors';
 export { MANIFEST_ACCEPT, MediaTypes, isImageManifestMediaType, isIndexMediaType } from './media-types';
 export { sha256Digest } from './digest';
+export { labelOciLayoutImage, readOciLayoutIndex } from './layout';
 export {
   DOCKER_HUB_REGISTRY,
   isDigest,

@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDigest } from './digest';
+import { matchesDigest, parseDigest, sha256Digest } from './digest';
 import type { Descriptor } from './types';
 
 /** The manifests an OCI image layout directory lists in its `index.json`. */
@@ -45,4 +45,54 @@ export function checkDescriptor(entry: unknown, where: string): Descriptor {
   }
   parseDigest(d.digest);
   return d as Descriptor;
+}
+
+/**
+ * Adds `labels` to the image config of the single image an OCI layout holds, as BuildKit applies
+ * `docker build --label`: in the config only, without a build step. The new config and manifest
+ * are written as blobs of the layout and index.json points at the new manifest (its other fields,
+ * such as the ref name annotation, kept); the old blobs stay, unreferenced. Labels already in the
+ * config (the Dockerfile's LABEL) are overridden by equal names, as `--label` overrides them.
+ *
+ * Why not buildah's `--label`: buildah 1.28 turns each into a LABEL step of its own, committed
+ * with `--layers` like any step (~60 ms each), and the revision label differs on every commit,
+ * so even a build whose every step is cached paid for two commits.
+ */
+export async function labelOciLayoutImage(dir: string, labels: Record<string, string>): Promise<Descriptor> {
+  const manifests = await readOciLayoutIndex(dir);
+  if (manifests.length !== 1) throw new Error(`${dir}/index.json lists ${manifests.length} manifests; expected one`);
+  const [entry] = manifests;
+  if (Object.keys(labels).length === 0) return entry;
+
+  const manifest = JSON.parse(await readVerified(dir, entry.digest)) as { config?: unknown; layers?: unknown };
+  const configDescriptor = checkDescriptor(manifest.config, `${dir} manifest ${entry.digest} config`);
+  const config = JSON.parse(await readVerified(dir, configDescriptor.digest)) as { config?: { Labels?: unknown } };
+  const runConfig = config.config ?? {};
+  const existing = typeof runConfig.Labels === 'object' && runConfig.Labels !== null ? runConfig.Labels : {};
+  config.config = { ...runConfig, Labels: { ...existing, ...labels } };
+
+  const newConfig = await writeBlob(dir, JSON.stringify(config));
+  const newManifest = await writeBlob(
+    dir,
+    JSON.stringify({ ...manifest, config: { ...configDescriptor, digest: newConfig.digest, size: newConfig.size } }),
+  );
+  const updated: Descriptor = { ...entry, digest: newManifest.digest, size: newManifest.size };
+  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as Record<string, unknown>;
+  // Written whole to a temporary name, then renamed: a reader never sees half an index.
+  await writeFile(join(dir, 'index.json.tmp'), JSON.stringify({ ...index, manifests: [updated] }));
+  await rename(join(dir, 'index.json.tmp'), join(dir, 'index.json'));
+  return updated;
+}
+
+async function readVerified(dir: string, digest: string): Promise<string> {
+  const body = await readFile(layoutBlobPath(dir, digest));
+  if (!matchesDigest(body, digest)) throw new Error(`${dir}: blob ${digest} does not match its digest`);
+  return body.toString('utf8');
+}
+
+async function writeBlob(dir: string, json: string): Promise<{ digest: string; size: number }> {
+  const body = Buffer.from(json, 'utf8');
+  const digest = sha256Digest(body);
+  await writeFile(layoutBlobPath(dir, digest), body);
+  return { digest, size: body.length };
 }

@@ -3,11 +3,18 @@ import { join } from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { GitMirrors, RefNotFoundError } from '@farm/git';
 import { formatPlatform, type Platform } from '@farm/domain';
-import type { RegistryClient } from '@farm/oci';
+import { labelOciLayoutImage, type RegistryClient } from '@farm/oci';
 import type { PlatformBuildJob } from '@farm/queue';
 import { ProcessError, runProcess } from '../run-process';
 import type { Builder, BuildContext, BuiltImage } from './builder';
-import { budArguments, insideCheckout, mountSources, registriesConf, writeSecretFiles } from './buildah-job';
+import {
+  budArguments,
+  imageLabels,
+  insideCheckout,
+  mountSources,
+  registriesConf,
+  writeSecretFiles,
+} from './buildah-job';
 import {
   JOB_IMAGE_PREFIX,
   pushToLayoutArguments,
@@ -153,6 +160,7 @@ export class LocalBuildahBuilder implements Builder {
     context.log(`pushing to ${job.pushTo.registry}/${job.pushTo.repository}`);
     // Base layers the target lacks are mounted from the base image's repository when it is on the same registry.
     const mountFrom = mountSources(await readFile(dockerfile, 'utf8'), job.pushTo.registry);
+    await labelOciLayoutImage(layout, imageLabels(job));
     const descriptor = await this.options.registry.pushOciLayout(layout, job.pushTo, { mountFrom });
     context.log(`pushed ${descriptor.digest}`);
     return { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size };

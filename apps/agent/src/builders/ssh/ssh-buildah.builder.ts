@@ -8,11 +8,11 @@ import { finished } from 'node:stream/promises';
 import { UnrecoverableError } from 'bullmq';
 import { formatPlatform, normalizePlatform, parsePlatform, platformFromMachine, type Platform } from '@farm/domain';
 import { GitMirrors, InvalidRefError, InvalidRepoUrlError, RefNotFoundError } from '@farm/git';
-import type { RegistryClient } from '@farm/oci';
+import { labelOciLayoutImage, type RegistryClient } from '@farm/oci';
 import { SECRET_NAME, type PlatformBuildJob } from '@farm/queue';
 import { exitProgram } from '../../platform-probe';
 import type { Builder, BuildContext, BuiltImage } from '../builder';
-import { budArguments, insideCheckout, mountSources, registriesConf } from '../buildah-job';
+import { budArguments, imageLabels, insideCheckout, mountSources, registriesConf } from '../buildah-job';
 import {
   pushToLayoutArguments,
   RegistryLayerCache,
@@ -385,6 +385,7 @@ export class SshBuilder implements Builder {
     await this.fetchLayout(session, remoteLayout, layout, job, context);
     context.log(`pushing to ${job.pushTo.registry}/${job.pushTo.repository}`);
     const mountFrom = mountSources(dockerfileText, job.pushTo.registry);
+    await labelOciLayoutImage(layout, imageLabels(job));
     const descriptor = await this.settings.options.registry.pushOciLayout(layout, job.pushTo, { mountFrom });
     context.log(`pushed ${descriptor.digest}`);
     state.succeeded = true;
@@ -579,7 +580,11 @@ export class SshBuilder implements Builder {
       ...new Set([manifest.config, ...(manifest.layers ?? [])].map((d) => checkDigest(d?.digest, 'a blob'))),
     ];
     const registry = this.settings.options.registry;
-    const present = await Promise.all(blobs.map((digest) => registry.hasBlob(job.pushTo, digest)));
+    // The config always comes: the labels are set in it here (imageLabels), making a new one.
+    const config = checkDigest(manifest.config?.digest, 'the image config');
+    const present = await Promise.all(
+      blobs.map((digest) => (digest === config ? false : registry.hasBlob(job.pushTo, digest))),
+    );
     const missing = blobs.filter((_, i) => !present[i]).map(blobPath);
 
     await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
