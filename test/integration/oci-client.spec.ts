@@ -369,6 +369,18 @@ describe('RegistryClient with Basic authentication', () => {
     expect(await skopeoRaw(`${repo.registry}/${repo.repository}:v1`, registry.credentials)).toEqual(image.manifest);
   });
 
+  it("answers parallel first requests of a new client: each retries once the registry's challenge is known", async () => {
+    const client = new RegistryClient({ dockerConfig: JSON.stringify(registry.dockerConfig) });
+    const repo = repoIn(registry);
+    const digests = ['1', '2', '3', '4'].map((c) => `sha256:${c.repeat(64)}`);
+    expect(await Promise.all(digests.map((digest) => client.hasBlob(repo, digest)))).toEqual([
+      false,
+      false,
+      false,
+      false,
+    ]);
+  });
+
   it('fails with a clear 401 without credentials or with a wrong password', async () => {
     const anonymous = await new RegistryClient().ping(registry.host).catch((e: unknown) => e);
     expect(anonymous).toBeInstanceOf(RegistryError);

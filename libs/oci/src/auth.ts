@@ -53,19 +53,21 @@ export class Authenticator {
   }
 
   /**
-   * Reacts to a 401 carrying `header` (`WWW-Authenticate`). Returns true when the request
-   * should be sent again with the new authorization, false when there is nothing new to try.
+   * Reacts to a 401 carrying `header` (`WWW-Authenticate`) to a request sent with `sent` (its
+   * Authorization header, if any). Returns true when the request should be sent again with the
+   * new authorization, false when there is nothing new to try. Judged by what this request sent,
+   * not by what the registry's scheme was before: parallel first requests all get a 401, and
+   * each of them must try again once the scheme is known.
    */
-  async challenged(registry: string, header: string | null, scopes: string[]): Promise<boolean> {
+  async challenged(registry: string, header: string | null, scopes: string[], sent?: string): Promise<boolean> {
     const challenges = parseWwwAuthenticate(header ?? '');
-    const previous = this.#schemes.get(registry);
     const credentials = this.#credentials.get(registry);
 
     const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
     if (bearer) {
       const scheme: Scheme = { kind: 'bearer', realm: bearer.params.realm, service: bearer.params.service };
       this.#schemes.set(registry, scheme);
-      if (credentials?.kind === 'registryToken') return previous?.kind !== 'bearer';
+      if (credentials?.kind === 'registryToken') return !sent?.startsWith('Bearer ');
       const wanted = parseScopes(scopes);
       this.forget(registry, wanted); // the token just sent, if any, was refused
       const challengeScopes = parseScopes(bearer.params.scope ? [bearer.params.scope] : []);
@@ -81,7 +83,7 @@ export class Authenticator {
           { status: 401, code: 'UNAUTHORIZED' },
         );
       }
-      return previous?.kind !== 'basic';
+      return !sent?.startsWith('Basic ');
     }
     return false;
   }

@@ -501,7 +501,8 @@ export class RegistryClient {
       const text = req.method === 'HEAD' ? '' : await readLimited(res, timer);
       timer.stop();
       if (res.status === 401 && ownHost && !challenged) {
-        if (await this.#auth.challenged(req.registry, res.headers.get('www-authenticate'), req.scopes)) continue;
+        const header = res.headers.get('www-authenticate');
+        if (await this.#auth.challenged(req.registry, header, req.scopes, authorization)) continue;
       }
       const refused = res.status === 401 || res.status === 403;
       throw errorFromResponse(what, res.status, res.headers, text, refused ? this.#auth.hint(req.registry) : undefined);
