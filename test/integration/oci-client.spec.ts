@@ -18,6 +18,7 @@ import {
   sha256Digest,
 } from '@farm/oci';
 import { type TestRegistry, startRegistry } from '../helpers/registry';
+import { type ProxiedRequest, startRegistryProxy } from '../helpers/registry-proxy';
 
 const execFileAsync = promisify(execFile);
 jest.setTimeout(60_000);
@@ -308,6 +309,32 @@ describe('RegistryClient.pushOciLayout with a layout built by buildah', () => {
     for (const layer of manifest.layers) expect(await client.hasBlob(second, layer.digest)).toBe(true);
     // Pushing again is a no-op that still answers the descriptor.
     expect(await client.pushOciLayout(layoutDir, second)).toEqual(pushed);
+  });
+
+  it('uploads a blob its mount source lacks through the session the failed mount opened', async () => {
+    const proxy = await startRegistryProxy(registry.url);
+    try {
+      const seen: ProxiedRequest[] = [];
+      proxy.setDelay((request) => {
+        seen.push(request);
+        return 0;
+      });
+      const target = { registry: proxy.host, repository: `fresh-${randomBytes(4).toString('hex')}` };
+      const pushed = await client.pushOciLayout(layoutDir, target, { mountFrom: ['never/pushed'] });
+      const raw = await skopeoRaw(`${registry.host}/${target.repository}@${pushed.digest}`);
+      expect(sha256Digest(raw)).toBe(pushed.digest);
+      const blobs = (JSON.parse(raw.toString()).layers as Descriptor[]).length + 1;
+      const count = (method: string, pattern: RegExp) =>
+        seen.filter((r) => r.method === method && pattern.test(r.path)).length;
+      expect(count('HEAD', /\/blobs\/sha256:/)).toBe(blobs);
+      expect(count('POST', /\/blobs\/uploads\/\?mount=/)).toBe(blobs);
+      // No second session per blob, and none abandoned.
+      expect(count('POST', /\/blobs\/uploads\/$/)).toBe(0);
+      expect(count('DELETE', /./)).toBe(0);
+      expect(count('PUT', /\/blobs\/uploads\//)).toBe(blobs);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('labels the image of a layout in its config, keeping the layers, then pushes it', async () => {

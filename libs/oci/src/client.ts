@@ -253,6 +253,17 @@ export class RegistryClient {
    */
   async mountBlob(repo: RepositoryRef, digest: string, fromRepository: string): Promise<boolean> {
     const ref = normalizeRepositoryRef(repo);
+    const mounted = await this.mountOrStartUpload(ref, digest, fromRepository);
+    if (mounted === true) return true;
+    await this.cancelUpload(ref, mounted);
+    return false;
+  }
+
+  /**
+   * `POST ...?mount=&from=`: true when the blob was mounted; otherwise the registry opened an
+   * upload session instead (202) and its location is returned, for the upload to use.
+   */
+  private async mountOrStartUpload(ref: RepositoryRef, digest: string, fromRepository: string) {
     const from = normalizeRepositoryRef({ registry: ref.registry, repository: fromRepository }).repository;
     parseDigest(digest);
     const url = this.url(ref.registry, `/v2/${ref.repository}/blobs/uploads/`);
@@ -265,9 +276,7 @@ export class RegistryClient {
       scopes: [pushScope(ref.repository), pullScope(from)],
       ok: [201, 202],
     });
-    if (res.status === 201) return true;
-    await this.cancelUpload(ref, res.headers.get('location'));
-    return false;
+    return res.status === 201 ? true : res.headers.get('location');
   }
 
   /**
@@ -335,6 +344,11 @@ export class RegistryClient {
     return this.pushTree(content, manifests[0].digest, target, manifests[0].mediaType, new Map());
   }
 
+  /**
+   * Pushes manifest `digest` and what it references. The manifest's HEAD and its blobs' HEADs go
+   * out together (one round trip instead of two before the first upload); a blob a mount source
+   * lacks is uploaded through the session the failed mount opened.
+   */
   private async pushTree(
     source: ContentSource,
     digest: string,
@@ -342,13 +356,15 @@ export class RegistryClient {
     mediaTypeHint: string | undefined,
     blobs: Map<string, Promise<void>>,
   ): Promise<Descriptor> {
-    const existing = await this.headManifest(to, digest);
-    if (existing) return existing;
-
+    const existing = this.headManifest(to, digest);
+    // Settled here too, so that a rejection while the manifest is read is not left unhandled.
+    existing.catch(() => undefined);
     const { body, mediaType: sourceType } = await source.readManifest(digest);
     const manifest = parseManifestJson(body, digest);
     const mediaType = sourceType ?? manifest.mediaType ?? mediaTypeHint;
     if (mediaType && isIndexMediaType(mediaType)) {
+      const found = await existing;
+      if (found) return found;
       const children = (manifest.manifests ?? []).map((c, i) => checkDescriptor(c, `${digest} manifests[${i}]`));
       await mapLimit(children, this.concurrency, (child) =>
         this.pushTree(source, child.digest, to, child.mediaType, blobs),
@@ -359,43 +375,73 @@ export class RegistryClient {
       );
       // Foreign layers are fetched by clients from their URLs; registries do not hold them.
       const needed = descriptors.filter((d) => !(d.mediaType === MediaTypes.dockerForeignLayer && d.urls?.length));
-      await mapLimit(needed, this.concurrency, (blob) => {
-        let pending = blobs.get(blob.digest);
-        if (!pending) {
-          pending = this.transferBlob(source, blob, to);
-          blobs.set(blob.digest, pending);
-        }
-        return pending;
-      });
+      const [found, present] = await Promise.all([
+        existing,
+        mapLimit(needed, this.concurrency, (blob) => this.hasBlob(to, blob.digest)),
+      ]);
+      if (found) return found;
+      await mapLimit(
+        needed.filter((_, i) => !present[i]),
+        this.concurrency,
+        (blob) => {
+          let pending = blobs.get(blob.digest);
+          if (!pending) {
+            pending = this.transferBlob(source, blob, to);
+            blobs.set(blob.digest, pending);
+          }
+          return pending;
+        },
+      );
     } else {
+      await existing;
       throw new Error(`manifest ${digest} has unsupported media type ${mediaType ?? '(none)'}`);
     }
     return this.putManifest(to, digest, body, mediaType);
   }
 
+  /** A blob `to` lacks: mounted from a source repository that has it, else uploaded. */
   private async transferBlob(source: ContentSource, blob: Descriptor, to: RepositoryRef): Promise<void> {
-    if (await this.hasBlob(to, blob.digest)) return;
+    let session: string | null = null;
     for (const from of source.mountFrom) {
-      if (from !== to.repository && (await this.mountBlob(to, blob.digest, from))) return;
+      if (from === to.repository) continue;
+      const mounted = await this.mountOrStartUpload(to, blob.digest, from);
+      if (mounted === true) return;
+      // Only the last session is used; the others are dropped (the registry purges them anyway).
+      if (session) void this.cancelUpload(to, session);
+      session = mounted;
     }
-    await this.putBlob(to, blob.digest, () => source.openBlob(blob.digest), blob.size);
+    await this.putBlob(to, blob.digest, () => source.openBlob(blob.digest), blob.size, session);
   }
 
-  /** Monolithic upload; POST and PUT are retried together since a failed PUT spoils the session. */
-  private async putBlob(ref: RepositoryRef, digest: string, data: BlobSource, size: number): Promise<void> {
+  /**
+   * Monolithic upload; POST and PUT are retried together since a failed PUT spoils the session.
+   * `session`: an upload already opened (by a mount the registry could not do), for the first try.
+   */
+  private async putBlob(
+    ref: RepositoryRef,
+    digest: string,
+    data: BlobSource,
+    size: number,
+    session: string | null = null,
+  ): Promise<void> {
     const scopes = [pushScope(ref.repository)];
+    let opened = session;
     await withRetries(this.retries, async () => {
-      const started = await this.sendOnce(
-        {
-          method: 'POST',
-          url: this.url(ref.registry, `/v2/${ref.repository}/blobs/uploads/`),
-          registry: ref.registry,
-          scopes,
-          ok: [202],
-        },
-        false,
-      );
-      const location = this.uploadLocation(ref, started.headers.get('location'));
+      const given = opened;
+      opened = null;
+      const started = given
+        ? null
+        : await this.sendOnce(
+            {
+              method: 'POST',
+              url: this.url(ref.registry, `/v2/${ref.repository}/blobs/uploads/`),
+              registry: ref.registry,
+              scopes,
+              ok: [202],
+            },
+            false,
+          );
+      const location = this.uploadLocation(ref, given ?? started?.headers.get('location') ?? null);
       location.searchParams.set('digest', digest);
       const done = await this.sendOnce(
         {
