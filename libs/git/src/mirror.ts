@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GitError, InvalidRefError, RefNotFoundError } from './errors';
 import { runGit, type GitTransportOptions } from './run';
@@ -87,13 +87,18 @@ export class GitMirrors {
     };
 
     const mirror = this.mirrorPath(repoUrl);
-    const fetched = await this.exclusive(mirror, () => this.ensureCommit(mirror, repoUrl, commit, git, opts, timedOut));
-
-    // No templates: nothing (sample hooks included) from the host's git installation.
-    await git(dir, ['init', '--quiet', '--template=', '--', '.']);
-    await writeFile(join(dir, '.git', 'objects', 'info', 'alternates'), `${join(mirror, 'objects')}\n`);
+    // The checkout's repository is made while the mirror gets the commit: nothing in it needs the commit yet.
+    const [fetched] = await Promise.all([
+      this.exclusive(mirror, () => this.ensureCommit(mirror, repoUrl, commit, git, opts, timedOut)),
+      (async () => {
+        // No templates: nothing (sample hooks included) from the host's git installation.
+        await git(dir, ['init', '--quiet', '--template=', '--', '.']);
+        await writeFile(join(dir, '.git', 'objects', 'info', 'alternates'), `${join(mirror, 'objects')}\n`);
+      })(),
+    ]);
     await git(dir, ['checkout', '--quiet', '--detach', commit, '--']);
-    const head = (await git(dir, ['rev-parse', '--verify', 'HEAD'])).trim();
+    // A detached HEAD is the commit's SHA itself: read it rather than start git once more.
+    const head = (await readFile(join(dir, '.git', 'HEAD'), 'utf8')).trim();
     if (head !== commit) throw new GitError(`checked out ${head} instead of ${commit}`);
     return { fetched };
   }
