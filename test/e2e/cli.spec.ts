@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ const run = promisify(execFile);
 const BIN = join(repositoryRoot(), 'bin', 'farm.js');
 const DIGEST = /sha256:[0-9a-f]{64}/;
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+const SECRET = `token-${randomBytes(8).toString('hex')}`;
 
 let registry: TestRegistry;
 let database: TestDatabase;
@@ -90,6 +92,8 @@ beforeAll(async () => {
     'hello.txt': 'hello from the farm CLI\n',
     // A context of its own in a subdirectory.
     'failing/Dockerfile': failingOnArm64Dockerfile(base),
+    // Succeeds only with the expected build secret mounted.
+    'Dockerfile.secret': `FROM ${base}\nRUN --mount=type=secret,id=NPM_TOKEN test "$(cat /run/secrets/NPM_TOKEN)" = "${SECRET}"\n`,
   });
   workDir = await mkdtemp(join(tmpdir(), 'farm-cli-'));
   home = join(workDir, 'home');
@@ -98,6 +102,7 @@ beforeAll(async () => {
   farm = await startFarm({
     databaseUrl: database.url,
     agents: [{ name: 'native-amd64' }, { platform: 'linux/arm64', emulated: true, name: 'qemu-arm64' }],
+    env: { FARM_SECRETS_KEY: randomBytes(32).toString('hex') },
   });
   // Both agents online, so no platform starts out unschedulable.
   await waitFor(
@@ -404,6 +409,22 @@ test('warnings for an unpushed commit and a dirty worktree; an unreachable farm 
   expect(builds.stderr).toMatch(/cannot reach the farm .*ECONNREFUSED/);
 });
 
+test('farm build --secret mounts the secret from a file or the environment; the wrong one fails the RUN', async () => {
+  const file = join(workDir, 'npm-token');
+  await writeFile(file, SECRET, { mode: 0o600 });
+  const build = (secret: string, env: Record<string, string> = {}) =>
+    farmCli(
+      ['build', '-f', 'Dockerfile.secret', '--no-cache', '--secret', secret, '-t', `${registry.host}/cli/secret:1`],
+      { env: { ...farmEnv(), ...env } },
+    );
+  const fromFile = await build(`id=NPM_TOKEN,src=${file}`);
+  expectExit(fromFile, 0);
+  expect(fromFile.stdout + fromFile.stderr).not.toContain(SECRET);
+  expectExit(await build('id=NPM_TOKEN,env=MY_TOKEN', { MY_TOKEN: SECRET }), 0);
+  expectExit(await build('id=NPM_TOKEN', { NPM_TOKEN: SECRET }), 0);
+  expectExit(await build('id=NPM_TOKEN,env=MY_TOKEN', { MY_TOKEN: 'not-the-token' }), 1);
+});
+
 describe('usage errors exit 2 with a message', () => {
   const cases: [string, string[], RegExp][] = [
     ['no command', [], /^usage: farm <command>/m],
@@ -419,6 +440,22 @@ describe('usage errors exit 2 with a message', () => {
     ['cancel without id', ['cancel'], /give a build id/],
     ['retry with two ids', ['retry', 'a', 'b'], /unexpected argument "b"/],
     ['token create', ['token', 'create', '--scope', 'builds'], /farm token: unknown scope "builds"/],
+    ['secret without id', ['build', '-t', 'x/y:1', '--secret', 'src=/etc/hostname'], /--secret: .* has no id=NAME/],
+    [
+      'secret file missing',
+      ['build', '-t', 'x/y:1', '--secret', 'id=A,src=/nonexistent'],
+      /cannot read \/nonexistent: ENOENT/,
+    ],
+    [
+      'secret env unset',
+      ['build', '-t', 'x/y:1', '--secret', 'id=FARM_UNSET_VAR'],
+      /variable FARM_UNSET_VAR is not set/,
+    ],
+    [
+      'secret twice',
+      ['build', '-t', 'x/y:1', '--secret', 'id=A,env=PATH', '--secret', 'id=A,env=PATH'],
+      /id "A" given twice/,
+    ],
   ];
   test.each(cases)('%s', async (_name, args, message) => {
     const result = await farmCli(args, { env: farmEnv() });

@@ -11,12 +11,14 @@ export const USAGE = `usage: farm <command> [flags]
 
   login [URL] [--token T]            check a token and save it (read from stdin without --token)
   build [PATH] -t TAG... [--platform P[,P...]] [--build-arg K=V]... [--target T]
-        [-f DOCKERFILE] [--require LABEL]... [--upload] [--no-cache] [--no-wait] [--json]
+        [-f DOCKERFILE] [--require LABEL]... [--secret id=ID,src=FILE|env=VAR]...
+        [--upload] [--no-cache] [--no-wait] [--json]
                                      build the HEAD commit of the git checkout around PATH
                                      (default .) for each platform (default: this machine's),
                                      follow it live, publish one index under every tag;
                                      --upload builds the directory as it is (uncommitted
-                                     work too, minus .dockerignore); --no-cache reuses nothing
+                                     work too, minus .dockerignore); --no-cache reuses nothing;
+                                     --secret: for RUN --mount=type=secret,id=ID
   logs BUILD [--platform P] [-f]     a build's log; -f follows it live
   builds [--status S] [--limit N] [--json]
                                      recent builds, newest first

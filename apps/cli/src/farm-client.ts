@@ -19,6 +19,8 @@ export interface BuildRequest {
   target?: string;
   requires?: string[];
   noCache?: boolean;
+  /** Build secret id -> value; the api seals them (FARM_SECRETS_KEY), RUN mounts them. */
+  secrets?: Record<string, string>;
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { machine } from 'node:os';
 import { formatPlatform, parsePlatform, platformFromMachine } from '@farm/domain';
 import { readCheckout } from '../checkout';
@@ -25,6 +26,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   upload: { type: 'boolean' },
   'no-cache': { type: 'boolean' },
+  secret: { type: 'string', multiple: true },
 } as const;
 
 /**
@@ -41,6 +43,7 @@ export async function build(argv: string[], ctx: CliContext): Promise<number> {
     tags: tags(values.tag),
     buildArgs: buildArgs(values['build-arg']),
     requires: values.require ?? [],
+    secrets: await secrets(values.secret),
   };
 
   const client = await farmClient(ctx);
@@ -56,6 +59,7 @@ export async function build(argv: string[], ctx: CliContext): Promise<number> {
     ...(values.target !== undefined ? { target: values.target } : {}),
     ...(flags.requires.length > 0 ? { requires: flags.requires } : {}),
     ...(values['no-cache'] ? { noCache: true } : {}),
+    ...(Object.keys(flags.secrets).length > 0 ? { secrets: flags.secrets } : {}),
   };
 
   const submitted = await client.createBuild(request);
@@ -166,6 +170,44 @@ function tags(values: string[] | undefined): string[] {
   const given = (values ?? []).map((value) => value.trim()).filter(Boolean);
   if (given.length === 0) throw new UsageError('give at least one -t TAG, the image reference to publish');
   return given;
+}
+
+/**
+ * `--secret id=NAME,src=FILE` or `id=NAME,env=VAR` (docker buildx's syntax; `id=NAME` alone reads
+ * the variable NAME): the value goes to the farm sealed, and a RUN mounts it with
+ * `--mount=type=secret,id=NAME`. Never put secrets in build args, which the image history keeps.
+ */
+async function secrets(values: string[] | undefined): Promise<Record<string, string>> {
+  const found: Record<string, string> = {};
+  for (const value of values ?? []) {
+    const fields = new Map<string, string>();
+    for (const part of value.split(',')) {
+      const equals = part.indexOf('=');
+      if (equals <= 0)
+        throw new UsageError(`--secret: "${part}" is not KEY=VALUE (id=NAME,src=FILE or id=NAME,env=VAR)`);
+      fields.set(part.slice(0, equals), part.slice(equals + 1));
+    }
+    const unknown = [...fields.keys()].filter((key) => !['id', 'src', 'source', 'env', 'type'].includes(key));
+    if (unknown.length > 0) throw new UsageError(`--secret: unknown key "${unknown[0]}"`);
+    const id = fields.get('id');
+    if (!id) throw new UsageError(`--secret: "${value}" has no id=NAME`);
+    if (id in found) throw new UsageError(`--secret: id "${id}" given twice`);
+    const file = fields.get('src') ?? fields.get('source');
+    const env = fields.get('env') ?? (file === undefined ? id : undefined);
+    if (file !== undefined && fields.has('env')) throw new UsageError(`--secret ${id}: give src= or env=, not both`);
+    if (file !== undefined) {
+      try {
+        found[id] = await readFile(file, 'utf8');
+      } catch (error) {
+        throw new UsageError(`--secret ${id}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+      }
+    } else {
+      const content = process.env[env as string];
+      if (content === undefined) throw new UsageError(`--secret ${id}: the environment variable ${env} is not set`);
+      found[id] = content;
+    }
+  }
+  return found;
 }
 
 function buildArgs(values: string[] | undefined): Record<string, string> {
