@@ -292,7 +292,8 @@ describe('rate limit', () => {
     limited = await startFarm({
       databaseUrl: limitedDatabase.url,
       agents: [],
-      env: { FARM_RATE_LIMIT_PER_MINUTE: String(LIMIT) },
+      // The test's own requests come from loopback: it plays the proxy naming clients.
+      env: { FARM_RATE_LIMIT_PER_MINUTE: String(LIMIT), FARM_TRUST_PROXY: 'loopback' },
     });
   });
 
@@ -302,11 +303,14 @@ describe('rate limit', () => {
   });
 
   /** Calls until the first 429 (at most 3 limits' worth): how many passed, and that answer. */
-  async function untilLimited(token: string | null) {
+  async function untilLimited(token: string | null, forwardedFor?: string) {
     let passed = 0;
     for (let i = 0; i < 3 * LIMIT; i++) {
       const response = await fetch(`${limited.apiUrl}/v1/builds`, {
-        headers: token === null ? {} : { authorization: `Bearer ${token}` },
+        headers: {
+          ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+          ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}),
+        },
       });
       const body = (await response.json()) as any;
       if (response.status === 429) return { passed, body, retryAfter: response.headers.get('retry-after') };
@@ -340,6 +344,13 @@ describe('rate limit', () => {
     expect(result.passed).toBeLessThanOrEqual(2 * LIMIT);
     expect(result.body?.error.code).toBe('too_many_requests');
     expect(Number(result.retryAfter)).toBeGreaterThanOrEqual(1);
+  });
+
+  test('behind a trusted proxy each forwarded client address has its own limit', async () => {
+    const first = await untilLimited(null, '203.0.113.7');
+    expect(first.body?.error.code).toBe('too_many_requests');
+    const other = await fetch(`${limited.apiUrl}/v1/builds`, { headers: { 'x-forwarded-for': '203.0.113.8' } });
+    expect(other.status).toBe(401);
   });
 
   test('the counters live in Redis under the farm key prefix', async () => {

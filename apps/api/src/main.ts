@@ -33,6 +33,8 @@ async function main(): Promise<void> {
     bodyParser: false,
     logger: new NestLogger(logger),
   });
+  // Behind a proxy, the client is the address the proxy names (rate limits and logs use it).
+  if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
   // First, so everything after it logs with the request's id (and build id, see buildInPath).
   app.use(requestLogging(logger, { contextFrom: buildInPath, quietPaths: ['/healthz', '/readyz', '/metrics'] }));
   // Body limits per route. Webhooks get their body raw (signatures cover the exact bytes) and

@@ -28,6 +28,18 @@ describe('loadApiConfig', () => {
     }
   });
 
+  test('FARM_TRUST_PROXY: a hop count or the proxies to believe about X-Forwarded-For', () => {
+    expect(loadApiConfig({ FARM_ADMIN_TOKEN: token, FARM_TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(
+      loadApiConfig({ FARM_ADMIN_TOKEN: token, FARM_TRUST_PROXY: 'loopback, 10.0.0.0/8,fd00::/8' }).trustProxy,
+    ).toEqual(['loopback', '10.0.0.0/8', 'fd00::/8']);
+    for (const bad of ['yes', 'proxy.example.com', '10.0.0.0/8,']) {
+      expect(() => loadApiConfig({ FARM_ADMIN_TOKEN: token, FARM_TRUST_PROXY: bad })).toThrow(
+        /FARM_TRUST_PROXY: must be/,
+      );
+    }
+  });
+
   test('names every bad variable at once', () => {
     let error: ConfigError | undefined;
     try {

@@ -31,6 +31,12 @@ export interface ApiConfig extends QueueConfig, RegistryConfig {
   allowFileRepos: boolean;
   /** Requests each API token (or client address, without one) may make per minute; over it, 429. */
   rateLimitPerMinute: number;
+  /**
+   * FARM_TRUST_PROXY: which proxies in front of the api to believe about the client address
+   * (`X-Forwarded-For`), as Express's "trust proxy": a hop count, or addresses / CIDRs /
+   * `loopback`, `linklocal`, `uniquelocal`. Undefined: the socket's address is the client.
+   */
+  trustProxy?: number | string[];
   /** FARM_SECRETS_KEY: seals build secrets for the agents (see libs/queue sealed-secrets.ts); none: no build secrets. */
   secretsKey?: Buffer;
   logLevel: string;
@@ -99,6 +105,22 @@ function parseRegistryAuth(raw: string): { auths: Record<string, unknown> } {
 const REGISTRY_HOST = /^(?:localhost|\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*)(?::[0-9]{1,5})?$/;
 const REPOSITORY_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const IPV4_OR_CIDR = /^(\d{1,3}\.){3}\d{1,3}(\/\d{1,2})?$/;
+const IPV6_OR_CIDR = /^[0-9a-f:]*:[0-9a-f:.]*(\/\d{1,3})?$/i;
+
+/** FARM_TRUST_PROXY: a hop count, or a comma-separated list Express's "trust proxy" compiles. */
+function parseTrustProxy(raw: string): number | string[] {
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const entries = raw.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    if (!PROXY_NAMES.has(entry) && !IPV4_OR_CIDR.test(entry) && !IPV6_OR_CIDR.test(entry)) {
+      throw new Error(`must be a hop count or proxy addresses (loopback, 10.0.0.0/8, ...), got "${entry}"`);
+    }
+  }
+  return entries;
+}
+
 /** `host[:port]/path` of a registry repository, without tag; the host must say it is one (a "." or ":" or localhost). */
 function parseRepository(
   raw: string,
@@ -161,6 +183,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     ),
     // Generous (1,000 a second): a CI fleet sharing one token and the API load bench stay under it.
     rateLimitPerMinute: read.integer('FARM_RATE_LIMIT_PER_MINUTE', 60_000, 1, 10_000_000),
+    trustProxy: read.parsed('FARM_TRUST_PROXY', read.optional('FARM_TRUST_PROXY'), parseTrustProxy),
     secretsKey: read.parsed('FARM_SECRETS_KEY', read.optional('FARM_SECRETS_KEY'), parseSecretsKey),
     logLevel: logLevel(read),
   };
