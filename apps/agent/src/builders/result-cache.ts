@@ -12,7 +12,7 @@ interface Remembered extends BuiltImage {
 }
 
 /** Bump when what goes into an image changes for the same job (new buildah arguments, say). */
-const RECIPE_VERSION = 'bud-layers-1';
+const RECIPE_VERSION = 'bud-layers-2-config-labels';
 
 /**
  * The agent's build-result cache, wrapping its builder: a job this agent already built, with
