@@ -247,6 +247,28 @@ describe('POST /v1/contexts', () => {
     expect(second.status).toBe(201);
   });
 
+  test('a stored context survives registry garbage collection: an artifact manifest tags it', async () => {
+    const body = Buffer.from(`a context to keep ${Date.now()}`);
+    const digest = sha256(body);
+    expect((await upload(digest, body)).status).toBe(201);
+    const tag = digest.replace(':', '-');
+    const manifest = (await (
+      await fetch(`${registry.url}/v2/${CONTEXTS}/manifests/${tag}`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      })
+    ).json()) as any;
+    expect(manifest.layers).toEqual([expect.objectContaining({ digest, size: body.length })]);
+    expect(await registry.garbageCollectDryRun()).not.toContain(digest);
+
+    // The control: a blob no manifest references is what a collection deletes.
+    const loose = Buffer.from(`a loose blob ${Date.now()}`);
+    const session = await fetch(`${registry.url}/v2/${CONTEXTS}/blobs/uploads/`, { method: 'POST' });
+    const location = new URL(session.headers.get('location')!, registry.url);
+    location.searchParams.set('digest', sha256(loose));
+    expect((await fetch(location, { method: 'PUT', body: loose })).status).toBe(201);
+    expect(await registry.garbageCollectDryRun()).toContain(sha256(loose));
+  });
+
   test('bad requests: malformed digest, JSON body, no token; a body over the limit answers 413 unread', async () => {
     const body = Buffer.from('x');
     const malformed = await upload('sha256:abc', body);

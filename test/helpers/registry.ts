@@ -35,6 +35,11 @@ export interface TestRegistry {
   identityToken?: string;
   /** Token mode: how many tokens the token server issued, by outcome. */
   tokenRequests?: { issued: number; refused: number };
+  /**
+   * `docker-registry garbage-collect --dry-run` on this registry's storage: the digests of the
+   * blobs a collection would delete (referenced by no manifest).
+   */
+  garbageCollectDryRun(): Promise<string[]>;
   /** Kills the registry by PID, stops the token server, removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -102,6 +107,16 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         },
         identityToken: token?.identityToken,
         tokenRequests: token?.counts,
+        async garbageCollectDryRun() {
+          const { stdout, stderr } = await execFileAsync('docker-registry', [
+            'garbage-collect',
+            '--dry-run',
+            configFile,
+          ]);
+          return [...`${stdout}\n${stderr}`.matchAll(/blob eligible for deletion: (sha256:[0-9a-f]{64})/g)].map(
+            (m) => m[1],
+          );
+        },
         async stop() {
           if (stopped) return;
           stopped = true;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ApiConfig } from '@farm/config';
-import { RegistryClient, RegistryError } from '@farm/oci';
+import { MediaTypes, RegistryClient, RegistryError, sha256Digest } from '@farm/oci';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG } from '../tokens';
 
@@ -88,6 +88,7 @@ export class ContextStore {
     if ((await this.sizeOf(digest)) !== null) {
       for await (const chunk of check.pass(upload.body)) void chunk;
       check.throwIfBad();
+      await this.keep(repository, digest, size);
       return { digest, size };
     }
     let opened = false;
@@ -109,8 +110,25 @@ export class ContextStore {
       throw this.unavailable(error);
     }
     check.throwIfBad();
+    await this.keep(repository, digest, size);
     this.logger.log(`stored context ${digest} (${size} bytes)`);
     return { digest, size };
+  }
+
+  /**
+   * A blob no manifest references is what registry garbage collection deletes: each context
+   * gets a small OCI artifact manifest referencing it, tagged `sha256-<hex>`, so a collection
+   * run while its build waits in the queue leaves it. Deleting those tags (by age, with the
+   * registry's own retention tools) is how old contexts go.
+   */
+  private async keep(repository: { registry: string; repository: string }, digest: string, size: number) {
+    const manifest = contextManifest(digest, size);
+    try {
+      await this.registry.uploadBlob(repository, EMPTY_CONFIG.digest, EMPTY_CONFIG_BODY, EMPTY_CONFIG.size);
+      await this.registry.putManifest(repository, contextTag(digest), manifest, MediaTypes.ociManifest);
+    } catch (error) {
+      throw this.unavailable(error);
+    }
   }
 
   private repository(): { registry: string; repository: string } {
@@ -135,6 +153,33 @@ export class ContextStore {
     if (!(error instanceof RegistryError)) this.logger.error(`context store: ${(error as Error).message}`);
     return new ApiError('unavailable', `the context store at ${registry} is unavailable: ${(error as Error).message}`);
   }
+}
+
+/** The empty JSON object, as the OCI image spec's "empty descriptor" for artifacts without config. */
+const EMPTY_CONFIG_BODY = Buffer.from('{}');
+const EMPTY_CONFIG = {
+  mediaType: 'application/vnd.oci.empty.v1+json',
+  digest: sha256Digest(EMPTY_CONFIG_BODY),
+  size: EMPTY_CONFIG_BODY.length,
+};
+export const CONTEXT_ARTIFACT_TYPE = 'application/vnd.buildfarm.context.v1.tar+gzip';
+
+/** The tag that keeps a context: `sha256-<hex>` (a tag cannot hold the digest's colon). */
+export function contextTag(digest: string): string {
+  return digest.replace(':', '-');
+}
+
+/** An OCI artifact manifest whose one layer is the context archive. */
+function contextManifest(digest: string, size: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociManifest,
+      artifactType: CONTEXT_ARTIFACT_TYPE,
+      config: EMPTY_CONFIG,
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size }],
+    }),
+  );
 }
 
 function checkDigest(digest: string, field: string): void {
