@@ -583,7 +583,7 @@ export class SshBuilder implements Builder {
     // The config always comes: the labels are set in it here (imageLabels), making a new one.
     const config = checkDigest(manifest.config?.digest, 'the image config');
     const present = await Promise.all(
-      blobs.map((digest) => (digest === config ? false : registry.hasBlob(job.pushTo, digest))),
+      blobs.map(async (digest) => (digest === config ? false : registry.hasBlob(job.pushTo, digest))),
     );
     const missing = blobs.filter((_, i) => !present[i]).map(blobPath);
 
