@@ -51,7 +51,7 @@ beforeAll(async () => {
   pool = { registry: registry.host, repository: 'pool/cache' };
   const base = await pushBusyboxBase(registry.host, registry.credentials);
   repo = await createGitRepo({
-    Dockerfile: `FROM ${base}\nRUN date +%s%N > /stamp && uname -m > /arch\nCOPY hello.txt /hello.txt\n`,
+    Dockerfile: `FROM ${base}\nRUN cat /proc/sys/kernel/random/uuid > /stamp && uname -m > /arch\nCOPY hello.txt /hello.txt\n`,
     'hello.txt': 'one\n',
   });
   secondCommit = await repo.commitFiles({ 'hello.txt': 'two\n' });
@@ -281,7 +281,7 @@ describe('registry layer cache over SSH', () => {
     sshd = await startSshd();
     registryForHost = await sshd.reach(Number(registry.host.split(':')[1]));
     sshRepo = await createGitRepo({
-      Dockerfile: `FROM ${registryForHost}/base/busybox:latest\nRUN date +%s%N > /stamp\nCOPY hello.txt /hello.txt\n`,
+      Dockerfile: `FROM ${registryForHost}/base/busybox:latest\nRUN cat /proc/sys/kernel/random/uuid > /stamp\nCOPY hello.txt /hello.txt\n`,
       'hello.txt': 'one\n',
     });
     sshSecondCommit = await sshRepo.commitFiles({ 'hello.txt': 'two\n' });

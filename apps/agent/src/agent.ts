@@ -76,7 +76,10 @@ export class Agent {
   private idle?: () => void;
   /** Receives cancel messages (a subscribed connection can do nothing else). */
   private subscriber?: Redis;
-  /** Removing what a canceled build left in the builder's storage; jobs start after it. */
+  /**
+   * Work on the builder's shared storage that no job may overlap (removing what a canceled build
+   * left, pruning the caches when the disk is full): jobs start after it.
+   */
   private leftoversRemoval: Promise<void> = Promise.resolve();
   /** Jobs being canceled, so that the heartbeat's repeated check logs each once. */
   private readonly canceling = new Set<string>();
@@ -288,6 +291,13 @@ export class Agent {
         this.leftoversRemoval = builder
           .removeLeftovers()
           .catch((error: Error) => this.options.log(`removing a canceled build's leftovers failed: ${error.message}`));
+        await this.leftoversRemoval;
+      }
+      // The same for pruning the caches when the disk is too full: jobs that start meanwhile wait.
+      if (builder.pruneCaches && this.running.size === 1) {
+        this.leftoversRemoval = builder
+          .pruneCaches()
+          .catch((error: Error) => this.options.log(`pruning the caches failed: ${error.message}`));
         await this.leftoversRemoval;
       }
       this.untrack(job);

@@ -8,6 +8,7 @@ import { RegistryClient } from '@farm/oci';
 import { createRedisConnection } from '@farm/queue';
 import { Agent } from './agent';
 import type { Builder } from './builders/builder';
+import { CachePruningBuilder } from './builders/cache-pruner';
 import { LocalBuildahBuilder } from './builders/local-buildah.builder';
 import { ResultCachingBuilder } from './builders/result-cache';
 import { connectSshBuilder, parseSshUrl } from './builders/ssh';
@@ -118,6 +119,9 @@ async function main(): Promise<void> {
 
   const redis = createRedisConnection(config.redisUrl);
   redis.on('error', (error) => log(`redis: ${error.message}`));
+  const stateDir = join(config.stateDir, 'agents', backend.name);
+  // A job built before with the same inputs is answered from the agent's result cache.
+  const resultCaching = new ResultCachingBuilder(backend.builder, join(stateDir, 'results'), registry, log);
   const agent = new Agent({
     name: backend.name,
     version: farmVersion(),
@@ -126,13 +130,9 @@ async function main(): Promise<void> {
     labels: args.labels,
     backend: backend.description,
     redis,
-    // A job built before with the same inputs is answered from the agent's result cache.
-    builder: new ResultCachingBuilder(
-      backend.builder,
-      join(config.stateDir, 'agents', backend.name, 'results'),
-      registry,
-      log,
-    ),
+    // After a job, caches go when the state dir's disk is too full (the SSH builder's storage is
+    // on its host, out of reach: only the result records here are pruned for it).
+    builder: new CachePruningBuilder(resultCaching, { dir: stateDir, ...config.cachePrune, log }),
     log,
     secretsKey: config.secretsKey,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,

@@ -117,4 +117,25 @@ describe('loadAgentConfig', () => {
     ]);
     expect(loadAgentConfig({}).emulatedPlatforms).toEqual([]);
   });
+
+  test('cache pruning thresholds: percentages of the disk, the low one not above the high one', () => {
+    expect(loadAgentConfig({}).cachePrune).toEqual({ highPercent: 85, lowPercent: 70 });
+    expect(
+      loadAgentConfig({ FARM_CACHE_PRUNE_HIGH_PERCENT: '90', FARM_CACHE_PRUNE_LOW_PERCENT: '80' }).cachePrune,
+    ).toEqual({ highPercent: 90, lowPercent: 80 });
+    // A high mark below the default low one brings the low one down with it.
+    expect(loadAgentConfig({ FARM_CACHE_PRUNE_HIGH_PERCENT: '50' }).cachePrune).toEqual({
+      highPercent: 50,
+      lowPercent: 50,
+    });
+    expect(() => loadAgentConfig({ FARM_CACHE_PRUNE_HIGH_PERCENT: '101' })).toThrow(
+      /FARM_CACHE_PRUNE_HIGH_PERCENT must be an integer from 0 to 100, got "101"/,
+    );
+    expect(() => loadAgentConfig({ FARM_CACHE_PRUNE_LOW_PERCENT: 'half' })).toThrow(
+      /FARM_CACHE_PRUNE_LOW_PERCENT must be an integer from 0 to 100/,
+    );
+    expect(() => loadAgentConfig({ FARM_CACHE_PRUNE_HIGH_PERCENT: '60', FARM_CACHE_PRUNE_LOW_PERCENT: '70' })).toThrow(
+      /FARM_CACHE_PRUNE_LOW_PERCENT \(70\) must not be above FARM_CACHE_PRUNE_HIGH_PERCENT \(60\)/,
+    );
+  });
 });

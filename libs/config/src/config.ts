@@ -72,6 +72,12 @@ export interface AgentConfig extends QueueConfig, RegistryConfig {
   ssh: { keyFile?: string; knownHostsFile?: string; hostKey?: string; remoteStateDir: string };
   /** FARM_SECRETS_KEY, the api's: opens build secrets. Without it, builds with secrets fail. */
   secretsKey?: Buffer;
+  /**
+   * When the filesystem holding the state dir is more than `highPercent` used after a job (as
+   * `df` counts it), the agent prunes its caches until it is below `lowPercent` (kubelet's image
+   * GC thresholds). FARM_CACHE_PRUNE_HIGH_PERCENT / FARM_CACHE_PRUNE_LOW_PERCENT.
+   */
+  cachePrune: { highPercent: number; lowPercent: number };
   logLevel: string;
 }
 
@@ -154,6 +160,18 @@ function registryConfig(read: EnvReader): RegistryConfig {
   };
 }
 
+/** FARM_CACHE_PRUNE_*_PERCENT: 100 for the high mark turns pruning off (a disk is never more than full). */
+function cachePrune(read: EnvReader): AgentConfig['cachePrune'] {
+  const highPercent = read.integer('FARM_CACHE_PRUNE_HIGH_PERCENT', 85, 0, 100);
+  const lowPercent = read.integer('FARM_CACHE_PRUNE_LOW_PERCENT', Math.min(70, highPercent), 0, 100);
+  if (lowPercent > highPercent) {
+    read.problems.push(
+      `FARM_CACHE_PRUNE_LOW_PERCENT (${lowPercent}) must not be above FARM_CACHE_PRUNE_HIGH_PERCENT (${highPercent})`,
+    );
+  }
+  return { highPercent, lowPercent };
+}
+
 function logLevel(read: EnvReader): string {
   const level = read.string('LOG_LEVEL', 'info');
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(level)) {
@@ -234,6 +252,7 @@ export function loadAgentConfig(env: Env = process.env): AgentConfig {
       remoteStateDir: read.string('FARM_SSH_STATE_DIR', '/var/lib/buildfarm-ssh'),
     },
     secretsKey: read.parsed('FARM_SECRETS_KEY', read.optional('FARM_SECRETS_KEY'), parseSecretsKey),
+    cachePrune: cachePrune(read),
     logLevel: logLevel(read),
   };
   read.done();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GitError, InvalidRefError, RefNotFoundError } from './errors';
 import { runGit, type GitTransportOptions } from './run';
@@ -39,7 +39,9 @@ export interface MirrorCheckout {
  * Fetches into one mirror are serialized (one lock per repository, within this process: each
  * agent has its own state dir); checkouts from it run in parallel. Mirrors never drop objects
  * (`gc.auto=0`), since checkouts of running jobs read them through alternates; they grow with
- * the commits built, like the layer cache, and may be deleted whenever no job runs.
+ * the commits built, like the layer cache, and may be deleted whenever no job runs. Each checkout
+ * sets its mirror dir's mtime, so the mtime tells when a mirror was last used (an agent prunes the
+ * least recently used mirrors first when its disk fills).
  */
 export class GitMirrors {
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -96,6 +98,8 @@ export class GitMirrors {
         await writeFile(join(dir, '.git', 'objects', 'info', 'alternates'), `${join(mirror, 'objects')}\n`);
       })(),
     ]);
+    const now = new Date();
+    await utimes(mirror, now, now);
     await git(dir, ['checkout', '--quiet', '--detach', commit, '--']);
     // A detached HEAD is the commit's SHA itself: read it rather than start git once more.
     const head = (await readFile(join(dir, '.git', 'HEAD'), 'utf8')).trim();

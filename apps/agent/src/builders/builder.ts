@@ -22,6 +22,16 @@ export interface BuildContext {
 }
 
 /**
+ * Something a builder keeps between jobs that can go when the disk fills (see cache-pruner.ts):
+ * a git mirror, the layer cache, ... Removing one only costs later builds time.
+ */
+export interface CachePruneStep {
+  /** For the agent's log: what `remove` deletes. */
+  what: string;
+  remove(): Promise<void>;
+}
+
+/**
  * A backend that builds one platform (woodpecker's `backend.Backend` in spirit): local
  * buildah today, buildah on a remote host over SSH with the builder-pools work.
  *
@@ -43,4 +53,16 @@ export interface Builder {
    * buildah working containers. Called only while the builder runs no job.
    */
   removeLeftovers?(): Promise<void>;
+  /**
+   * The caches this builder keeps on the agent's disk, cheapest to lose first, as steps that each
+   * remove some; the pruner takes them one at a time until the disk has room again. Computed
+   * lazily (a step may look at the disk when its turn comes). Never yields what a job set up and
+   * not yet destroyed uses.
+   */
+  cachePruneSteps?(): AsyncIterable<CachePruneStep>;
+  /**
+   * Prunes the caches when the disk holding them is too full (CachePruningBuilder); does nothing
+   * otherwise. Called only while the builder runs no job.
+   */
+  pruneCaches?(): Promise<void>;
 }

@@ -1,12 +1,12 @@
 import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { GitMirrors, RefNotFoundError } from '@farm/git';
 import { formatPlatform, type Platform } from '@farm/domain';
 import { labelOciLayoutImage, type RegistryClient } from '@farm/oci';
 import type { PlatformBuildJob } from '@farm/queue';
 import { ProcessError, runProcess } from '../run-process';
-import type { Builder, BuildContext, BuiltImage } from './builder';
+import type { Builder, BuildContext, BuiltImage, CachePruneStep } from './builder';
 import {
   budArguments,
   imageLabels,
@@ -15,6 +15,7 @@ import {
   registriesConf,
   writeSecretFiles,
 } from './buildah-job';
+import { mirrorsByLastUse, removeMirror } from './cache-pruner';
 import {
   JOB_IMAGE_PREFIX,
   pushToLayoutArguments,
@@ -50,13 +51,15 @@ export class LocalBuildahBuilder implements Builder {
   /** One bare mirror per repository, kept between jobs like the storage: a rebuild fetches only new commits. */
   private readonly mirrors: GitMirrors;
   private readonly registryCache?: RegistryLayerCache;
+  /** Jobs set up and not yet destroyed, with the mirror each checked out from (none: an uploaded context). */
+  private readonly activeJobs = new Map<string, string | undefined>();
 
   constructor(private readonly options: LocalBuildahOptions) {
     this.platform = options.platform;
     this.emulated = options.emulated;
     this.storageRoot = join(options.stateDir, 'storage');
     this.runRoot = join(options.stateDir, 'run');
-    this.mirrors = new GitMirrors(join(options.stateDir, 'git'));
+    this.mirrors = new GitMirrors(this.gitRoot());
     if (options.registryCache) this.registryCache = new RegistryLayerCache(options.registryCache, options.platform);
   }
 
@@ -75,6 +78,7 @@ export class LocalBuildahBuilder implements Builder {
   }
 
   async setup(job: PlatformBuildJob, context: BuildContext): Promise<void> {
+    this.activeJobs.set(job.buildId, job.contextDigest ? undefined : this.mirrors.mirrorPath(job.repo));
     const dir = this.workDir(job);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
@@ -172,9 +176,38 @@ export class LocalBuildahBuilder implements Builder {
   }
 
   async destroy(job: PlatformBuildJob): Promise<void> {
+    this.activeJobs.delete(job.buildId);
     // The image lives in the work dir's OCI layout; with the registry cache, run() already
     // removed its name from storage. Removing the dir is enough.
     await rm(this.workDir(job), { recursive: true, force: true });
+  }
+
+  /**
+   * Least loss first: git mirrors, least recently used first (a fetch brings a commit back),
+   * then the layer cache's intermediate images (later builds run their steps again), then every
+   * image, base images too (pulled again). Mirrors of jobs set up here stay, and storage is not
+   * touched at all while any job is: its build may be using the images.
+   */
+  async *cachePruneSteps(): AsyncGenerator<CachePruneStep> {
+    const inUse = [...this.activeJobs.values()].filter((mirror) => mirror !== undefined);
+    for (const mirror of await mirrorsByLastUse(this.gitRoot())) {
+      // A mirror being created (`<mirror>.new-*`) counts as the mirror.
+      if (inUse.some((used) => mirror.path.startsWith(used))) continue;
+      const what = mirror.path.endsWith('.git')
+        ? `git mirror ${basename(mirror.path)} (last used ${mirror.lastUsed.toISOString()})`
+        : `leftover ${basename(mirror.path)} in the git mirrors`;
+      yield { what, remove: () => removeMirror(mirror.path) };
+    }
+    if (this.activeJobs.size > 0) return;
+    yield {
+      what: 'the layer cache (buildah rmi --prune: untagged and intermediate images)',
+      remove: () => this.buildah('rmi', '--prune'),
+    };
+    // Nothing runs: any container left is a killed build's, which --force removes with its image.
+    yield {
+      what: 'every image, base images too (buildah rmi --all --force)',
+      remove: () => this.buildah('rmi', '--all', '--force'),
+    };
   }
 
   /** Job image names (registry cache) that a killed agent left in storage; their layers stay as cache. */
@@ -188,6 +221,14 @@ export class LocalBuildahBuilder implements Builder {
       },
     });
     if (names.length > 0) await runProcess('buildah', [...this.globalArgs(), 'rmi', ...names], { name: 'buildah rmi' });
+  }
+
+  private async buildah(...args: string[]): Promise<void> {
+    await runProcess('buildah', [...this.globalArgs(), ...args], { name: `buildah ${args[0]}` });
+  }
+
+  private gitRoot(): string {
+    return join(this.options.stateDir, 'git');
   }
 
   private workDir(job: PlatformBuildJob): string {

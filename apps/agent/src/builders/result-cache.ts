@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegistryClient } from '@farm/oci';
 import type { PlatformBuildJob } from '@farm/queue';
-import type { Builder, BuildContext, BuiltImage } from './builder';
+import type { Builder, BuildContext, BuiltImage, CachePruneStep } from './builder';
 
 /** What the agent remembers of an image it built: where it pushed it. */
 interface Remembered extends BuiltImage {
@@ -13,6 +13,13 @@ interface Remembered extends BuiltImage {
 
 /** Bump when what goes into an image changes for the same job (new buildah arguments, say). */
 const RECIPE_VERSION = 'bud-layers-2-config-labels';
+
+/**
+ * When the disk fills, records no job used for this long go first: each is tiny (a 4 KiB block),
+ * but there is one per distinct job, so they grow with the commits built; an old one most likely
+ * names an image long gone from the registry or a commit never built again.
+ */
+export const STALE_RESULT_DAYS = 30;
 
 /**
  * The agent's build-result cache, wrapping its builder: a job this agent already built, with
@@ -70,6 +77,25 @@ export class ResultCachingBuilder implements Builder {
     await this.inner.destroy(job);
   }
 
+  /** Stale records first (least loss: see STALE_RESULT_DAYS), then the wrapped builder's caches. */
+  async *cachePruneSteps(): AsyncGenerator<CachePruneStep> {
+    yield {
+      what: `result-cache records not used for ${STALE_RESULT_DAYS} days`,
+      remove: () => this.removeRecordsUsedBefore(Date.now() - STALE_RESULT_DAYS * 86_400_000),
+    };
+    if (this.inner.cachePruneSteps) yield* this.inner.cachePruneSteps();
+  }
+
+  /** Records (and temp files a crash left) last written or hit before `time`. */
+  async removeRecordsUsedBefore(time: number): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const file = join(this.dir, name);
+      const stats = await stat(file).catch(() => undefined);
+      if (stats?.isFile() && stats.mtimeMs < time) await rm(file, { force: true });
+    }
+  }
+
   private async lookup(job: PlatformBuildJob, context: BuildContext): Promise<BuiltImage | undefined> {
     let remembered: Remembered;
     try {
@@ -80,12 +106,16 @@ export class ResultCachingBuilder implements Builder {
     if (remembered.registry !== job.pushTo.registry) return undefined;
     const image = { digest: remembered.digest, mediaType: remembered.mediaType, size: remembered.size };
     try {
-      if (await this.registry.headManifest(job.pushTo, image.digest)) return image;
-      if (remembered.repository === job.pushTo.repository) return undefined;
-      const from = { registry: remembered.registry, repository: remembered.repository };
-      if (!(await this.registry.headManifest(from, image.digest))) return undefined;
-      context.log(`mounting ${image.digest} from ${remembered.repository}`);
-      await this.registry.copyManifest(from, image.digest, job.pushTo);
+      if (!(await this.registry.headManifest(job.pushTo, image.digest))) {
+        if (remembered.repository === job.pushTo.repository) return undefined;
+        const from = { registry: remembered.registry, repository: remembered.repository };
+        if (!(await this.registry.headManifest(from, image.digest))) return undefined;
+        context.log(`mounting ${image.digest} from ${remembered.repository}`);
+        await this.registry.copyManifest(from, image.digest, job.pushTo);
+      }
+      // Its last use, which the cache pruner goes by (STALE_RESULT_DAYS).
+      const now = new Date();
+      await utimes(this.file(job), now, now).catch(() => undefined);
       return image;
     } catch (error) {
       // The registry is unsure or refuses: building is always correct.
