@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
 import { BuildRepository, isDatabaseUnavailable } from '@farm/db';
-import { decodeAgentEvent, eventStreamKey, type FarmEvent } from '@farm/queue';
+import { decodeAgentEvent, eventStreamKey, type FarmEvent, type PlatformEndedEvent } from '@farm/queue';
 import { ForgeStatuses } from './forge-statuses';
 import { PlatformOutcomes } from './platform-outcomes';
 import { COORDINATOR_CONFIG, REDIS } from './tokens';
@@ -109,16 +109,39 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
     }
   }
 
+  /**
+   * Applies a batch: the events of one build in stream order (a platform's start before its end),
+   * different builds side by side, so one slow build or a burst of events does not hold the rest
+   * back. What was applied is acknowledged (and deleted: the stream stays short) in one round
+   * trip; an event that failed, and the later ones of its build, stay pending and are read again.
+   */
   private async handle(entries: StreamEntries): Promise<void> {
+    if (entries.length === 0) return;
+    const byBuild = new Map<string, { id: string; event?: FarmEvent }[]>();
     for (const [id, fields] of entries) {
       // A pending entry deleted meanwhile comes back without fields.
       const event = Array.isArray(fields) ? decodeAgentEvent(fields) : undefined;
-      if (event) await this.apply(event);
-      else this.logger.warn(`ignoring unknown agent event ${id}`);
-      await this.redis.xack(this.key, GROUP, id);
-      // Acknowledged events are not needed again; keep the stream short.
-      await this.redis.xdel(this.key, id);
+      const key = event?.buildId ?? id;
+      const events = byBuild.get(key) ?? [];
+      events.push({ id, event });
+      byBuild.set(key, events);
     }
+    const applied: string[] = [];
+    const outcomes = await Promise.allSettled(
+      [...byBuild.values()].map(async (events) => {
+        for (const { id, event } of events) {
+          if (event) await this.apply(event);
+          else this.logger.warn(`ignoring unknown agent event ${id}`);
+          applied.push(id);
+        }
+      }),
+    );
+    if (applied.length > 0) {
+      // Sent back to back on one connection: one round trip.
+      await Promise.all([this.redis.xack(this.key, GROUP, ...applied), this.redis.xdel(this.key, ...applied)]);
+    }
+    const failure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failure) throw failure.reason;
   }
 
   private async apply(event: FarmEvent): Promise<void> {
@@ -143,9 +166,14 @@ export class AgentEventsConsumer implements OnApplicationBootstrap, OnApplicatio
       if (started) this.statuses.platformStarted(event.buildId, event.platform, event.agent, event.emulated);
       return;
     }
-    await this.builds.noteAttempt(event.buildId, event.platform, event.attempt, retry);
+    // Noted while the end is recorded: the two write different columns of the row.
+    const attemptNoted = this.builds.noteAttempt(event.buildId, event.platform, event.attempt, retry);
     // Attempts BullMQ will retry are not an end; the platform stays running.
-    if (!event.final) return;
+    if (!event.final) return attemptNoted;
+    await Promise.all([attemptNoted, this.recordEnd(event, at, retry)]);
+  }
+
+  private async recordEnd(event: PlatformEndedEvent, at: Date, retry: number): Promise<void> {
     if (event.status === 'canceled') {
       // The api marked the platform canceled already (and told the forge); keep its log.
       await this.outcomes.archiveCanceled(event.buildId, event.platform);

@@ -13,6 +13,9 @@ import { COORDINATOR_CONFIG } from './tokens';
 
 type Report = { context: string; state: CommitState; description: string };
 
+/** Builds remembered as having no project; the oldest is forgotten past this many. */
+const PROJECTLESS_REMEMBERED = 10_000;
+
 /**
  * Commit statuses back to the forge for builds of projects that have a forge token: one per
  * platform (`buildfarm/linux-arm64`) and one for the published index (`buildfarm/manifest`).
@@ -25,6 +28,11 @@ export class ForgeStatuses implements OnApplicationShutdown {
   private readonly logger = new Logger(ForgeStatuses.name);
   private readonly reporter = new ForgeStatusReporter();
   private readonly queues = new Map<string, Promise<void>>();
+  /**
+   * Builds without a project (POST /v1/builds): nothing to report, ever (a build never gains a
+   * project). Remembered so their half a dozen events cost one lookup, not one read each.
+   */
+  private readonly projectless = new Set<string>();
 
   constructor(
     private readonly builds: BuildRepository,
@@ -87,12 +95,14 @@ export class ForgeStatuses implements OnApplicationShutdown {
 
   private enqueue(
     buildId: string,
-    reports: (build: NonNullable<Awaited<ReturnType<BuildRepository['find']>>>) => Promise<Report[]>,
+    reports: (build: NonNullable<Awaited<ReturnType<BuildRepository['findWithoutLogs']>>>) => Promise<Report[]>,
   ): void {
     const previous = this.queues.get(buildId) ?? Promise.resolve();
     const next = previous
       .then(async () => {
-        const build = await this.builds.find(buildId);
+        if (!(await this.hasProject(buildId))) return;
+        // Without the platforms' archived logs (up to 1 MiB each): only their states are needed.
+        const build = await this.builds.findWithoutLogs(buildId);
         if (!build?.projectId) return;
         const project = await this.projects.find(build.projectId);
         const target = project && this.target(project);
@@ -110,6 +120,19 @@ export class ForgeStatuses implements OnApplicationShutdown {
         if (this.queues.get(buildId) === next) this.queues.delete(buildId);
       });
     this.queues.set(buildId, next);
+  }
+
+  /** Whether the build has a project: a one-column read, none for a build known to have none. */
+  private async hasProject(buildId: string): Promise<boolean> {
+    if (this.projectless.has(buildId)) return false;
+    const projectId = await this.builds.projectIdOf(buildId);
+    if (projectId === null) {
+      if (this.projectless.size >= PROJECTLESS_REMEMBERED) {
+        this.projectless.delete(this.projectless.values().next().value!);
+      }
+      this.projectless.add(buildId);
+    }
+    return !!projectId;
   }
 
   private target(project: Project): ForgeTarget | undefined {

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
-import { BuildRepository, isDatabaseUnavailable, type BuildWithPlatforms, type PlatformBuild } from '@farm/db';
+import { BuildRepository, isDatabaseUnavailable, type PlatformBuild, type PublishClaim } from '@farm/db';
 import { isTerminal, type PlatformImage } from '@farm/domain';
 import { runWithLogContext } from '@farm/logging';
 import { RegistryError } from '@farm/oci';
@@ -13,6 +13,7 @@ import {
   PUBLISH_QUEUE,
   WORKER_OPTIONS,
   type PlatformBuildResult,
+  type PublishJob,
 } from '@farm/queue';
 import { ForgeStatuses } from './forge-statuses';
 import { PlatformOutcomes } from './platform-outcomes';
@@ -27,11 +28,20 @@ const DATABASE_WAIT_MS = 2_000;
 
 const PLATFORM_ENDED = new Set<PlatformBuild['status']>(['succeeded', 'failed', 'canceled']);
 
-/** How each platform of a build ended, as BullMQ recorded it on the parent. */
+/** What BullMQ recorded on the parent of how its children ended, keyed by child job key. */
+interface ChildrenEnded {
+  values: Record<string, unknown>;
+  failures: Record<string, string>;
+}
+
+/** How each platform of a build ended, keyed by platform. */
 interface ChildOutcomes {
   results: Map<string, PlatformBuildResult>;
   failures: Map<string, string>;
 }
+
+/** The platform rows a publish looks at. */
+type PlatformRow = Pick<PlatformBuild, 'platform' | 'status' | 'digest' | 'mediaType' | 'size'>;
 
 /**
  * Consumes `publish` parent jobs, which BullMQ releases once every platform child has ended.
@@ -110,11 +120,65 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
+  /**
+   * The usual case, no platform failed, is on every build's critical path: the children's
+   * outcomes (Redis), then one statement that claims the build and returns what the index needs,
+   * then the index pushed while the outcomes the agent events have not recorded yet are recorded,
+   * then the build finished. Anything else (a platform failed; the build ended, is gone or was
+   * retried) takes the general path, which reads the build first.
+   */
   async process(job: Job): Promise<{ digest?: string; status: string }> {
     const publish = parsePublishJob(job.data);
+    const retry = publish.retry ?? 0;
+    const children = await this.childrenEnded(job);
+    if (Object.keys(children.failures).length === 0) {
+      const claimed = await this.builds.claimPublish(publish.buildId, retry);
+      if (claimed) {
+        const published = await this.publishClaimed(publish, claimed, children);
+        if (published) return published;
+      }
+    }
+    return this.processRead(job, publish, children);
+  }
+
+  /**
+   * Publishes a claimed build whose platforms all have an image, recording the outcomes the agent
+   * events have not recorded yet meanwhile. Undefined, with nothing done, when one lacks an image.
+   */
+  private async publishClaimed(
+    publish: PublishJob,
+    build: PublishClaim,
+    children: ChildrenEnded,
+  ): Promise<{ digest: string; status: string } | undefined> {
     const { buildId } = publish;
     const retry = publish.retry ?? 0;
-    const build = await this.builds.find(buildId);
+    const built = this.builtPlatforms(publish, build.platforms);
+    const outcomes = childOutcomes(children, build.platforms, build.requires);
+    const images = platformImages(build.platforms, built, outcomes);
+    if (images.size < build.platforms.length) return undefined;
+    const [published] = await Promise.all([
+      this.publisher.publish({
+        source: publish.pushTo,
+        images: [...images.values()],
+        tags: build.tags,
+        annotations: annotations(build),
+      }),
+      this.recordOutcomes(buildId, build.platforms, built, outcomes, retry),
+    ]);
+    await this.builds.finish(buildId, { status: 'succeeded', ...published }, retry);
+    this.statuses.buildFinished(buildId, true, `published ${published.digest}`);
+    return { status: 'succeeded', digest: published.digest };
+  }
+
+  /** The general path: reads the build, then fails it, leaves it alone, or publishes it. */
+  private async processRead(
+    job: Job,
+    publish: PublishJob,
+    children: ChildrenEnded,
+  ): Promise<{ digest?: string; status: string }> {
+    const { buildId } = publish;
+    const retry = publish.retry ?? 0;
+    const build = await this.builds.findWithoutLogs(buildId);
     if (!build) {
       // The build row is gone (deleted, or the api removed it after a failed enqueue): drop the flow.
       this.logger.warn(`publish job ${job.id} for unknown build ${buildId}: dropped`);
@@ -129,14 +193,61 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
     }
     if (isTerminal(build.status)) return { status: build.status, digest: build.digest ?? undefined };
 
-    // The platforms this run built; the others succeeded in an earlier run and are reused as recorded.
-    const built = new Set(publish.platforms ?? build.platforms.map((p) => p.platform));
-    const { results, failures } = await this.childOutcomes(job, build);
-    // Platforms the agent events have not recorded as ended yet (usually none: reading and
-    // archiving their logs again would be wasted), one row each, written side by side.
-    const builtPlatforms = build.platforms.filter((p) => built.has(p.platform) && !PLATFORM_ENDED.has(p.status));
+    const built = this.builtPlatforms(publish, build.platforms);
+    const outcomes = childOutcomes(children, build.platforms, build.requires);
+    await this.recordOutcomes(buildId, build.platforms, built, outcomes, retry);
+
+    const images = platformImages(build.platforms, built, outcomes);
+    const failed = build.platforms.filter((p) => !images.has(p.platform));
+    if (failed.length > 0) {
+      // The recorded error is the first one known (an agent's, or the scheduler's).
+      const recorded = await this.builds.findWithoutLogs(buildId);
+      const errorOf = (platform: string) =>
+        recorded?.platforms.find((p) => p.platform === platform)?.error ??
+        outcomes.failures.get(platform) ??
+        'no result';
+      const error = failed.map((p) => `${p.platform}: ${errorOf(p.platform)}`).join('; ');
+      await this.builds.finish(buildId, { status: 'failed', error }, retry);
+      this.statuses.buildFinished(buildId, false, `not published: ${error}`);
+      return { status: 'failed' };
+    }
+
+    // From here on a cancel is refused; one that came first wins, and nothing is published.
+    if (!(await this.builds.claimPublish(buildId, retry))) {
+      this.logger.log(`build ${buildId} ended (canceled) or was retried before publishing: not published`);
+      return { status: 'not published' };
+    }
+    const published = await this.publisher.publish({
+      source: publish.pushTo,
+      images: [...images.values()],
+      tags: build.tags,
+      annotations: annotations(build),
+    });
+    await this.builds.finish(buildId, { status: 'succeeded', ...published }, retry);
+    this.statuses.buildFinished(buildId, true, `published ${published.digest}`);
+    return { status: 'succeeded', digest: published.digest };
+  }
+
+  /** The platforms this run built; the others succeeded in an earlier run and are reused as recorded. */
+  private builtPlatforms(publish: PublishJob, platforms: PlatformRow[]): Set<string> {
+    return new Set(publish.platforms ?? platforms.map((p) => p.platform));
+  }
+
+  /**
+   * Records how the platforms this run built ended, those the agent events have not recorded as
+   * ended yet (usually none: reading and archiving their logs again would be wasted), one row
+   * each, written side by side.
+   */
+  private async recordOutcomes(
+    buildId: string,
+    platforms: PlatformRow[],
+    built: Set<string>,
+    { results, failures }: ChildOutcomes,
+    retry: number,
+  ): Promise<void> {
+    const unrecorded = platforms.filter((p) => built.has(p.platform) && !PLATFORM_ENDED.has(p.status));
     await Promise.all(
-      builtPlatforms.map((platform) => {
+      unrecorded.map((platform) => {
         const result = results.get(platform.platform);
         return this.outcomes.record(
           buildId,
@@ -156,63 +267,12 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
         );
       }),
     );
-
-    const images = new Map<string, PlatformImage>();
-    for (const p of build.platforms) {
-      const result = built.has(p.platform) ? results.get(p.platform) : reusedResult(p);
-      if (result) images.set(p.platform, platformImage(p.platform, result.digest, result.mediaType, result.size));
-    }
-    const failed = build.platforms.filter((p) => !images.has(p.platform));
-    if (failed.length > 0) {
-      // The recorded error is the first one known (an agent's, or the scheduler's).
-      const recorded = await this.builds.find(buildId);
-      const errorOf = (platform: string) =>
-        recorded?.platforms.find((p) => p.platform === platform)?.error ?? failures.get(platform) ?? 'no result';
-      const error = failed.map((p) => `${p.platform}: ${errorOf(p.platform)}`).join('; ');
-      await this.builds.finish(buildId, { status: 'failed', error }, retry);
-      this.statuses.buildFinished(buildId, false, `not published: ${error}`);
-      return { status: 'failed' };
-    }
-
-    // From here on a cancel is refused; one that came first wins, and nothing is published.
-    if (!(await this.builds.claimPublish(buildId, retry))) {
-      this.logger.log(`build ${buildId} ended (canceled) or was retried before publishing: not published`);
-      return { status: 'not published' };
-    }
-    const published = await this.publisher.publish({
-      source: publish.pushTo,
-      images: build.platforms.map((p) => images.get(p.platform)!),
-      tags: build.tags,
-      // An uploaded context (contextDigest) has no commit or repository to name.
-      annotations: build.contextDigest
-        ? {}
-        : {
-            'org.opencontainers.image.revision': build.commit,
-            'org.opencontainers.image.source': build.repo,
-          },
-    });
-    await this.builds.finish(buildId, { status: 'succeeded', ...published }, retry);
-    this.statuses.buildFinished(buildId, true, `published ${published.digest}`);
-    return { status: 'succeeded', digest: published.digest };
   }
 
-  /** Reads the children's return values and ignored failures, keyed by platform. */
-  private async childOutcomes(job: Job, build: BuildWithPlatforms): Promise<ChildOutcomes> {
-    const platformByQueue = new Map(
-      build.platforms.map((p) => [buildQueueName(p.platform, build.requires), p.platform]),
-    );
-    const platformOf = (jobKey: string) => platformByQueue.get(jobKey.split(':')[1] ?? '');
-    const results = new Map<string, PlatformBuildResult>();
-    const failures = new Map<string, string>();
-    for (const [key, value] of Object.entries(await job.getChildrenValues())) {
-      const platform = platformOf(key);
-      if (platform) results.set(platform, parsePlatformBuildResult(value));
-    }
-    for (const [key, reason] of Object.entries(await job.getIgnoredChildrenFailures())) {
-      const platform = platformOf(key);
-      if (platform) failures.set(platform, reason);
-    }
-    return { results, failures };
+  /** The children's return values and ignored failures, as BullMQ recorded them (read side by side). */
+  private async childrenEnded(job: Job): Promise<ChildrenEnded> {
+    const [values, failures] = await Promise.all([job.getChildrenValues(), job.getIgnoredChildrenFailures()]);
+    return { values, failures };
   }
 
   /** The publish job exhausted its attempts (or cannot succeed): the build fails with the reason. */
@@ -233,8 +293,49 @@ export class PublishWorker implements OnApplicationBootstrap, OnApplicationShutd
   }
 }
 
+/** The children's outcomes keyed by platform (a child's job key names its queue). */
+function childOutcomes(children: ChildrenEnded, platforms: PlatformRow[], requires: string[]): ChildOutcomes {
+  const platformByQueue = new Map(platforms.map((p) => [buildQueueName(p.platform, requires), p.platform]));
+  const platformOf = (jobKey: string) => platformByQueue.get(jobKey.split(':')[1] ?? '');
+  const results = new Map<string, PlatformBuildResult>();
+  const failures = new Map<string, string>();
+  for (const [key, value] of Object.entries(children.values)) {
+    const platform = platformOf(key);
+    if (platform) results.set(platform, parsePlatformBuildResult(value));
+  }
+  for (const [key, reason] of Object.entries(children.failures)) {
+    const platform = platformOf(key);
+    if (platform) failures.set(platform, reason);
+  }
+  return { results, failures };
+}
+
+/**
+ * The image of every platform that has one, keyed by platform in the build's order: this run's
+ * result, or the one recorded in an earlier run for a platform this run did not build.
+ */
+function platformImages(
+  platforms: PlatformRow[],
+  built: Set<string>,
+  { results }: ChildOutcomes,
+): Map<string, PlatformImage> {
+  const images = new Map<string, PlatformImage>();
+  for (const p of platforms) {
+    const result = built.has(p.platform) ? results.get(p.platform) : reusedResult(p);
+    if (result) images.set(p.platform, platformImage(p.platform, result.digest, result.mediaType, result.size));
+  }
+  return images;
+}
+
+/** The index's annotations; an uploaded context (contextDigest) has no commit or repository to name. */
+function annotations(build: Pick<PublishClaim, 'contextDigest' | 'commit' | 'repo'>): Record<string, string> {
+  return build.contextDigest
+    ? {}
+    : { 'org.opencontainers.image.revision': build.commit, 'org.opencontainers.image.source': build.repo };
+}
+
 /** A platform that succeeded in an earlier run of the build, as recorded then. */
-function reusedResult(p: PlatformBuild): { digest: string; mediaType: string; size: number } | undefined {
+function reusedResult(p: PlatformRow): { digest: string; mediaType: string; size: number } | undefined {
   if (p.status !== 'succeeded' || !p.digest || !p.mediaType || !p.size) return undefined;
   return { digest: p.digest, mediaType: p.mediaType, size: p.size };
 }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Prisma, type Build, type PlatformBuild, type BuildStatus, type PlatformStatus } from './generated/client';
+import { isUniqueViolation } from './errors';
 import { PrismaService } from './prisma.service';
 
 export type { Build, PlatformBuild, BuildStatus, PlatformStatus };
@@ -29,6 +30,17 @@ export interface RetriedRun {
   platforms: string[];
 }
 export type BuildWithPlatforms = Build & { platforms: PlatformBuild[] };
+/** A build the coordinator claimed for publishing: what the index needs, no archived logs. */
+export interface PublishClaim {
+  id: string;
+  repo: string;
+  commit: string;
+  contextDigest: string | null;
+  tags: string[];
+  requires: string[];
+  /** In the order the build asked for them. */
+  platforms: Pick<PlatformBuild, 'platform' | 'status' | 'digest' | 'mediaType' | 'size'>[];
+}
 /** A build with its platforms but not their archived logs (up to 1 MiB each). */
 export type BuildSummary = Build & { platforms: Omit<PlatformBuild, 'log'>[] };
 
@@ -86,7 +98,6 @@ export interface PlatformOutcome {
 
 const withPlatforms = { platforms: { orderBy: { position: 'asc' } } } satisfies Prisma.BuildInclude;
 const ENDED: BuildStatus[] = ['succeeded', 'failed', 'canceled'];
-const WAITING: PlatformStatus[] = ['queued', 'unschedulable'];
 /**
  * How long an idempotency key stays bound to the build it created; after that the key may name
  * a new build (the api releases it when it is used again, the coordinator's reconciler sweeps).
@@ -99,14 +110,78 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export class BuildRepository {
   constructor(private readonly prisma: PrismaService) {}
 
-  /** Two INSERT ... RETURNING statements, no read back: webhooks answer within milliseconds. */
+  /**
+   * The build and its platform rows in one INSERT statement (one round trip, no read back):
+   * webhooks answer within milliseconds and the api takes hundreds of builds a second. Every
+   * column is written, none left to a default, so the rows returned are exactly those stored.
+   */
   async create(build: NewBuild, db: Db = this.prisma): Promise<BuildWithPlatforms> {
-    const { platforms, ...fields } = build;
-    const created = await db.build.create({ data: fields });
-    const rows = await db.platformBuild.createManyAndReturn({
-      data: platforms.map((platform, position) => ({ buildId: build.id, platform, position })),
-    });
-    return { ...created, platforms: rows.sort((a, b) => a.position - b.position) };
+    const row: Build = {
+      id: build.id,
+      status: 'queued',
+      repo: build.repo,
+      ref: build.ref,
+      commit: build.commit,
+      dockerfile: build.dockerfile,
+      context: build.context,
+      contextDigest: build.contextDigest ?? null,
+      target: build.target,
+      tags: build.tags,
+      buildArgs: build.buildArgs,
+      secrets: build.secrets ?? null,
+      labels: build.labels,
+      noCache: build.noCache ?? false,
+      digest: null,
+      mediaType: null,
+      error: null,
+      idempotencyKey: build.idempotencyKey ?? null,
+      idempotencyHash: build.idempotencyHash ?? null,
+      createdAt: new Date(),
+      startedAt: null,
+      finishedAt: null,
+      enqueuedAt: build.enqueuedAt ?? null,
+      projectId: build.projectId ?? null,
+      requires: build.requires ?? [],
+      scheduleTimeout: build.scheduleTimeout ?? null,
+      retries: 0,
+      retriedAt: null,
+      publishingAt: null,
+    };
+    const platforms: PlatformBuild[] = build.platforms.map((platform, position) => ({
+      buildId: build.id,
+      platform,
+      position,
+      status: 'queued',
+      statusReason: null,
+      digest: null,
+      mediaType: null,
+      size: null,
+      agent: null,
+      emulated: false,
+      attempts: 0,
+      error: null,
+      logTail: null,
+      log: null,
+      startedAt: null,
+      finishedAt: null,
+    }));
+    // The platform rows' foreign key is checked at the end of the statement, when the build row exists.
+    await db.$executeRaw`
+      WITH "build" AS (
+        INSERT INTO "Build" ("id", "status", "repo", "ref", "commit", "dockerfile", "context", "contextDigest",
+          "target", "tags", "buildArgs", "secrets", "labels", "noCache", "idempotencyKey", "idempotencyHash",
+          "createdAt", "enqueuedAt", "projectId", "requires", "scheduleTimeout", "retries")
+        VALUES (${row.id}::uuid, ${row.status}::"BuildStatus", ${row.repo}, ${row.ref}, ${row.commit},
+          ${row.dockerfile}, ${row.context}, ${row.contextDigest}, ${row.target}, ${row.tags}::text[],
+          ${JSON.stringify(row.buildArgs)}::jsonb, ${row.secrets}, ${JSON.stringify(row.labels)}::jsonb,
+          ${row.noCache}, ${row.idempotencyKey}, ${row.idempotencyHash}, ${row.createdAt}::timestamptz,
+          ${row.enqueuedAt}::timestamptz, ${row.projectId}::uuid, ${row.requires}::text[],
+          ${row.scheduleTimeout}::int, ${row.retries}::int)
+      )
+      INSERT INTO "PlatformBuild" ("buildId", "platform", "position", "status", "emulated", "attempts")
+      SELECT ${row.id}::uuid, p."platform", (p."position" - 1)::int, 'queued', false, 0
+      FROM unnest(${build.platforms}::text[]) WITH ORDINALITY AS p("platform", "position")`;
+    return { ...row, platforms };
   }
 
   async delete(id: string): Promise<void> {
@@ -145,7 +220,7 @@ export class BuildRepository {
     try {
       return await this.createQueued(build, enqueue);
     } catch (error) {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return undefined;
+      if (isUniqueViolation(error)) return undefined;
       throw error;
     }
   }
@@ -203,8 +278,8 @@ export class BuildRepository {
   }
 
   /** The build without its platforms' archived logs (up to 1 MiB each): for frequent polling. */
-  async findWithoutLogs(id: string): Promise<BuildWithPlatforms | null> {
-    const build = await this.prisma.build.findUnique({
+  async findWithoutLogs(id: string, db: Db = this.prisma): Promise<BuildWithPlatforms | null> {
+    const build = await db.build.findUnique({
       where: { id },
       include: { platforms: { orderBy: { position: 'asc' }, omit: { log: true } } },
     });
@@ -239,26 +314,26 @@ export class BuildRepository {
     started: { agent: string; emulated: boolean; attempt: number; at: Date },
     retry?: number,
   ): Promise<boolean> {
-    const run = retry === undefined ? undefined : { retries: retry };
-    const [{ count }] = await this.prisma.$transaction([
-      this.prisma.platformBuild.updateMany({
-        where: { buildId, platform, status: { in: [...WAITING, 'running'] }, build: run },
-        data: {
-          status: 'running',
-          agent: started.agent,
-          emulated: started.emulated,
-          attempts: started.attempt,
-          startedAt: started.at,
-          error: null,
-          statusReason: null,
-        },
-      }),
-      this.prisma.build.updateMany({
-        where: { id: buildId, status: 'queued', ...run },
-        data: { status: 'running', startedAt: started.at },
-      }),
-    ]);
-    return count > 0;
+    // One statement (both updates commit together): this is on every platform's way to running.
+    // Without `retry` any run matches.
+    const [{ count }] = await this.prisma.$queryRaw<{ count: bigint }[]>`
+      WITH "platform" AS (
+        UPDATE "PlatformBuild" pb
+        SET "status" = 'running', "agent" = ${started.agent}, "emulated" = ${started.emulated},
+          "attempts" = ${started.attempt}::int, "startedAt" = ${started.at}::timestamptz, "error" = NULL,
+          "statusReason" = NULL
+        FROM "Build" b
+        WHERE b."id" = pb."buildId" AND pb."buildId" = ${buildId}::uuid AND pb."platform" = ${platform}
+          AND pb."status" IN ('queued', 'unschedulable', 'running')
+          AND (${retry ?? null}::int IS NULL OR b."retries" = ${retry ?? null}::int)
+        RETURNING 1
+      ), "build" AS (
+        UPDATE "Build" SET "status" = 'running', "startedAt" = ${started.at}::timestamptz
+        WHERE "id" = ${buildId}::uuid AND "status" = 'queued'
+          AND (${retry ?? null}::int IS NULL OR "retries" = ${retry ?? null}::int)
+      )
+      SELECT count(*) AS "count" FROM "platform"`;
+    return Number(count) > 0;
   }
 
   /**
@@ -329,10 +404,16 @@ export class BuildRepository {
    * Starts the next run of a failed or canceled build that is in run `retry`: the build is
    * queued again and every platform that did not succeed is reset to queued; succeeded ones
    * keep their digests for the new index. `enqueue` adds the run's flow inside the
-   * transaction, so a failure to enqueue leaves the build as it was. Resolves with the new run,
-   * or undefined when the build was not retryable (any more: a concurrent retry won).
+   * transaction, so a failure to enqueue leaves the build as it was. Resolves with the new run
+   * and the build as it stands then (without archived logs: what the retry wrote, not what
+   * agents did with the run right after), or undefined when the build was not retryable (any
+   * more: a concurrent retry won).
    */
-  async retry(id: string, retry: number, enqueue: (run: RetriedRun) => Promise<void>): Promise<RetriedRun | undefined> {
+  async retry(
+    id: string,
+    retry: number,
+    enqueue: (run: RetriedRun) => Promise<void>,
+  ): Promise<(RetriedRun & { build: BuildWithPlatforms }) | undefined> {
     return this.prisma.$transaction(async (tx) => {
       const { count } = await tx.build.updateMany({
         where: { id, retries: retry, status: { in: ['failed', 'canceled'] } },
@@ -372,21 +453,36 @@ export class BuildRepository {
         },
       });
       const run = { retry: retry + 1, platforms: rerun.map((p) => p.platform) };
+      // Read before the flow exists: nothing but this transaction can have touched the run yet.
+      const build = await this.findWithoutLogs(id, tx);
+      if (!build) throw new Error(`build ${id} vanished inside the transaction that retried it`);
       await enqueue(run);
-      return run;
+      return { ...run, build };
     });
   }
 
   /**
    * The coordinator begins publishing run `retry` of a build that has not ended: from now on a
-   * cancel is refused. False when the build ended (canceled) or moved on to another run.
+   * cancel is refused. Resolves with what publishing needs of the build (one statement, no read
+   * before it), or undefined when the build is gone, ended (canceled) or moved on to another run.
    */
-  async claimPublish(id: string, retry: number): Promise<boolean> {
-    const { count } = await this.prisma.build.updateMany({
-      where: { id, retries: retry, status: { notIn: ENDED } },
-      data: { publishingAt: new Date() },
-    });
-    return count > 0;
+  async claimPublish(id: string, retry: number): Promise<PublishClaim | undefined> {
+    const rows = await this.prisma.$queryRaw<PublishClaim[]>`
+      UPDATE "Build" b SET "publishingAt" = ${new Date()}::timestamptz
+      WHERE b."id" = ${id}::uuid AND b."retries" = ${retry}::int
+        AND b."status" NOT IN ('succeeded', 'failed', 'canceled')
+      RETURNING b."id"::text AS "id", b."repo", b."commit", b."contextDigest", coalesce(b."tags", '{}') AS "tags",
+        coalesce(b."requires", '{}') AS "requires",
+        (SELECT coalesce(json_agg(json_build_object('platform', p."platform", 'status', p."status",
+            'digest', p."digest", 'mediaType', p."mediaType", 'size', p."size") ORDER BY p."position"), '[]')
+         FROM "PlatformBuild" p WHERE p."buildId" = b."id") AS "platforms"`;
+    return rows[0];
+  }
+
+  /** The build's project, null without one, undefined when there is no such build. */
+  async projectIdOf(id: string): Promise<string | null | undefined> {
+    const build = await this.prisma.build.findUnique({ where: { id }, select: { projectId: true } });
+    return build ? build.projectId : undefined;
   }
 
   /** A project's latest build of this ref at this commit that has not failed, if any. */
@@ -456,15 +552,16 @@ export class BuildRepository {
     retry?: number,
   ): Promise<void> {
     const now = new Date();
-    // Side by side: they touch different columns, and this write is on every build's critical path.
-    await Promise.all([
-      this.prisma.build.updateMany({
-        where: { id, status: { notIn: ENDED }, ...(retry === undefined ? {} : { retries: retry }) },
-        data: { ...outcome, finishedAt: now },
-      }),
-      // A build that failed before any agent picked it up still gets a start time.
-      this.prisma.build.updateMany({ where: { id, startedAt: null }, data: { startedAt: now } }),
-    ]);
+    // One statement, on every build's critical path. A build that failed before any agent picked
+    // it up still gets a start time. Fields left out of `outcome` keep their value.
+    await this.prisma.$executeRaw`
+      UPDATE "Build" SET "status" = ${outcome.status}::"BuildStatus", "finishedAt" = ${now}::timestamptz,
+        "startedAt" = coalesce("startedAt", ${now}::timestamptz),
+        "digest" = coalesce(${outcome.digest ?? null}, "digest"),
+        "mediaType" = coalesce(${outcome.mediaType ?? null}, "mediaType"),
+        "error" = coalesce(${outcome.error ?? null}, "error")
+      WHERE "id" = ${id}::uuid AND "status" NOT IN ('succeeded', 'failed', 'canceled')
+        AND (${retry ?? null}::int IS NULL OR "retries" = ${retry ?? null}::int)`;
   }
 
   /** Liveness of the connection, for /readyz. */

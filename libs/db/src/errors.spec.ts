@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from './errors';
+import { isDatabaseUnavailable, isUniqueViolation } from './errors';
 
 // The shapes measured through a TCP proxy that refused or dropped PostgreSQL connections (see errors.ts).
 const prismaKnown = (code: string, meta?: unknown) =>
@@ -48,5 +48,27 @@ describe('isDatabaseUnavailable', () => {
     ['null', null],
   ])('%s: not unavailable', (_, error) => {
     expect(isDatabaseUnavailable(error)).toBe(false);
+  });
+});
+
+describe('isUniqueViolation', () => {
+  it.each([
+    ['P2002 from a model query', prismaKnown('P2002')],
+    [
+      'P2010 from a raw query, as the adapter reports it',
+      prismaKnown('P2010', adapterError({ kind: 'UniqueConstraintViolation', originalCode: '23505' })),
+    ],
+    ['P2010 with only the SQLSTATE', prismaKnown('P2010', adapterError({ kind: 'postgres', originalCode: '23505' }))],
+  ])('%s: a unique violation', (_, error) => {
+    expect(isUniqueViolation(error)).toBe(true);
+  });
+
+  it.each([
+    ['a raw query syntax error', prismaKnown('P2010', adapterError({ kind: 'postgres', originalCode: '42601' }))],
+    ['a foreign key violation', prismaKnown('P2003')],
+    ['an unreachable database', prismaKnown('P1001', adapterError({ kind: 'DatabaseNotReachable' }))],
+    ['null', null],
+  ])('%s: not a unique violation', (_, error) => {
+    expect(isUniqueViolation(error)).toBe(false);
   });
 });

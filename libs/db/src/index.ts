@@ -4,7 +4,7 @@ export * from './project.repository';
 export * from './metrics.repository';
 export * from './token.repository';
 export * from './db.module';
-export { isDatabaseUnavailable } from './errors';
+export { isDatabaseUnavailable, isUniqueViolation } from './errors';
 export { runExclusively } from './exclusive';
 export {
   applyMigrations,

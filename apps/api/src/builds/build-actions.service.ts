@@ -75,7 +75,8 @@ export class BuildActionsService implements OnApplicationShutdown {
     const run = await this.builds.retry(id, build.retries, (next) => this.enqueue(build, next));
     if (!run) throw new ApiError('conflict', `build ${id} was retried or changed meanwhile; reload it`);
     await this.announceRetry(build, run);
-    return toBuildView(await this.findOrThrow(id));
+    // The build as retried: its agents may have started the run already, which GET shows.
+    return toBuildView(run.build);
   }
 
   /** Adds the run's flow (inside the retry's transaction: a failure leaves the build as it was). */

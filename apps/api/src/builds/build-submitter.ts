@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { FlowProducer } from 'bullmq';
+import type { FlowJob, FlowProducer } from 'bullmq';
 import { BuildRepository, IDEMPOTENCY_KEY_TTL_MS, type BuildWithPlatforms, type Db } from '@farm/db';
 import type { ApiConfig } from '@farm/config';
-import { flowForBuild, sealSecrets, type StoredBuild } from '@farm/queue';
+import { flowForBuild, sealSecrets } from '@farm/queue';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, FLOW_PRODUCER } from '../tokens';
 import type { ValidBuildRequest } from './build-request';
@@ -51,22 +51,25 @@ export class BuildSubmitter {
     if (options.idempotency) return this.submitOnce(request, commit, options.idempotency);
     const row = this.newBuild(randomUUID(), request, commit);
     const build = { ...row, projectId: options.projectId };
-    if (!options.db) return this.builds.createQueued(build, () => this.enqueue(row));
+    // Made before the transaction opens, which then holds its connection only for the writes.
+    const flow = flowForBuild(row, { platforms: row.platforms, retry: 0 });
+    if (!options.db) return this.builds.createQueued(build, () => this.enqueue(row.id, flow));
     const created = await this.builds.create({ ...build, enqueuedAt: new Date() }, options.db);
-    await this.enqueue(row);
+    await this.enqueue(row.id, flow);
     return created;
   }
 
   private async submitOnce(request: ValidBuildRequest, commit: string, idempotency: Idempotency) {
     const id = randomUUID();
     const row = this.newBuild(id, request, commit);
+    const flow = flowForBuild(row, { platforms: row.platforms, retry: 0 });
     const created = await this.builds.createOnce(
       {
         ...row,
         idempotencyKey: idempotency.key,
         idempotencyHash: idempotency.requestHash,
       },
-      () => this.enqueue(row),
+      () => this.enqueue(id, flow),
     );
     if (created) return created;
     const earlier = await this.findEarlier(idempotency);
@@ -118,11 +121,11 @@ export class BuildSubmitter {
   }
 
   /** Adds the build's flow; a 503 when Redis cannot take it. */
-  private async enqueue(build: StoredBuild & { platforms: string[] }): Promise<void> {
+  private async enqueue(buildId: string, flow: FlowJob): Promise<void> {
     try {
-      await this.flows.add(flowForBuild(build, { platforms: build.platforms, retry: 0 }));
+      await this.flows.add(flow);
     } catch (error) {
-      this.logger.error(`could not enqueue build ${build.id}: ${(error as Error).message}`);
+      this.logger.error(`could not enqueue build ${buildId}: ${(error as Error).message}`);
       throw new ApiError('unavailable', 'the build queue is unavailable; nothing was stored, try again');
     }
   }

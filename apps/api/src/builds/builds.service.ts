@@ -64,7 +64,8 @@ export class BuildsService implements BeforeApplicationShutdown {
 
   /** The build, with what agents say its running platforms are doing (step N of M, pushing). */
   async get(id: string): Promise<BuildView> {
-    const build = await this.findOrThrow(id);
+    // The view shows no archived log (up to 1 MiB per platform): not read.
+    const build = await this.findOrThrow(id, { withLogs: false });
     if (!build.platforms.some((p) => p.status === 'running')) return toBuildView(build);
     // Progress is a nicety: without Redis the build is still shown.
     const progress = await readProgress(this.redis, this.config.queuePrefix, id).catch(() => undefined);
@@ -157,8 +158,9 @@ export class BuildsService implements BeforeApplicationShutdown {
     return wanted;
   }
 
-  private async findOrThrow(id: string) {
-    const build = /^[0-9a-f-]{36}$/.test(id) ? await this.builds.find(id) : null;
+  private async findOrThrow(id: string, { withLogs = true } = {}) {
+    const valid = /^[0-9a-f-]{36}$/.test(id);
+    const build = !valid ? null : withLogs ? await this.builds.find(id) : await this.builds.findWithoutLogs(id);
     if (!build) throw new ApiError('not_found', `build ${id} not found`);
     return build;
   }
