@@ -363,10 +363,12 @@ describe('cache pruning in the agent', () => {
     // Time for the second job to go as far as it may while the prune is held: not to its setup.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(builder.events).toEqual([`setup ${firstJob.buildId}`, 'prune']);
+    // The prune follows the job: the first job was reported done before it, so its build went on.
+    expect(await first.getState()).toBe('completed');
 
     builder.release();
     await until(() => finished(second), 'the second job');
-    expect(await first.getState()).toBe('completed');
+    await until(() => builder.events.length === 6, 'the prune after the second job');
     expect(await second.getState()).toBe('completed');
     expect(builder.events).toEqual([
       `setup ${firstJob.buildId}`,

@@ -77,10 +77,10 @@ export class Agent {
   /** Receives cancel messages (a subscribed connection can do nothing else). */
   private subscriber?: Redis;
   /**
-   * Work on the builder's shared storage that no job may overlap (removing what a canceled build
-   * left, pruning the caches when the disk is full): jobs start after it.
+   * What follows each job (its work dir removed; with the storage to itself, a canceled build's
+   * leftovers removed and the caches pruned when the disk fills): jobs start after it.
    */
-  private leftoversRemoval: Promise<void> = Promise.resolve();
+  private storageWork: Promise<void> = Promise.resolve();
   /** Jobs being canceled, so that the heartbeat's repeated check logs each once. */
   private readonly canceling = new Set<string>();
 
@@ -170,6 +170,7 @@ export class Agent {
       });
     }
     clearInterval(this.heartbeat);
+    await this.storageWork;
     await Promise.all(this.workers.map((worker) => worker.close(this.running.size > 0)));
     // BullMQ leaves connections it was handed open.
     this.connections.forEach((connection) => connection.disconnect());
@@ -227,7 +228,7 @@ export class Agent {
       progress.phase('preparing');
       // Sealed by the api with FARM_SECRETS_KEY; in clear only here, for buildah's --secret files.
       if (data.secrets) context.secrets = openSecrets(data.secrets, this.options.secretsKey, data.buildId);
-      await this.leftoversRemoval;
+      await this.storageWork;
       await builder.setup(data, context);
       progress.phase('building');
       const image = await builder.run(data, context);
@@ -284,22 +285,26 @@ export class Agent {
       });
       throw error;
     } finally {
-      await builder.destroy(data).catch((error: Error) => this.options.log(`cleanup failed: ${error.message}`));
-      await progress.clear();
-      // Only while no other job builds: the storage is shared.
-      if (canceled && builder.removeLeftovers && this.running.size === 1) {
-        this.leftoversRemoval = builder
-          .removeLeftovers()
-          .catch((error: Error) => this.options.log(`removing a canceled build's leftovers failed: ${error.message}`));
-        await this.leftoversRemoval;
-      }
-      // The same for pruning the caches when the disk is too full: jobs that start meanwhile wait.
-      if (builder.pruneCaches && this.running.size === 1) {
-        this.leftoversRemoval = builder
-          .pruneCaches()
-          .catch((error: Error) => this.options.log(`pruning the caches failed: ${error.message}`));
-        await this.leftoversRemoval;
-      }
+      // What follows a job runs after BullMQ has been told it ended, so the build goes on (its
+      // publish) meanwhile; the next job here starts once it is done. Only while no other job
+      // builds (the storage is shared): a canceled build's leftovers, and caches when the disk fills.
+      const alone = this.running.size === 1;
+      this.storageWork = this.storageWork.then(async () => {
+        await builder.destroy(data).catch((error: Error) => this.options.log(`cleanup failed: ${error.message}`));
+        await progress.clear();
+        if (canceled && builder.removeLeftovers && alone) {
+          await builder
+            .removeLeftovers()
+            .catch((error: Error) =>
+              this.options.log(`removing a canceled build's leftovers failed: ${error.message}`),
+            );
+        }
+        if (builder.pruneCaches && alone) {
+          await builder
+            .pruneCaches()
+            .catch((error: Error) => this.options.log(`pruning the caches failed: ${error.message}`));
+        }
+      });
       this.untrack(job);
     }
   }
