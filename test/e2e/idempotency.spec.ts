@@ -45,9 +45,9 @@ const body = (tag = '1.0') => ({
   tags: [`registry.test:5000/team/app:${tag}`],
 });
 
-async function post(payload: unknown, key?: string): Promise<{ status: number; body: any }> {
+async function post(payload: unknown, key?: string, token = farm.adminToken): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = {
-    authorization: `Bearer ${farm.adminToken}`,
+    authorization: `Bearer ${token}`,
     'content-type': 'application/json',
   };
   if (key !== undefined) headers['idempotency-key'] = key;
@@ -170,8 +170,21 @@ test('a key expires after 24 hours: then it names a new build', async () => {
   ]);
   expect(Object.fromEntries(rows.map((r) => [r.id, r.idempotencyKey]))).toEqual({
     [first.body.id]: null,
-    [second.body.id]: key,
+    [second.body.id]: `admin\n${key}`,
   });
+});
+
+test('keys are per token: the same key from another token is another key, never a 409', async () => {
+  const token = await farm.request('POST', '/v1/tokens', { name: 'ci', scopes: ['builds:write'] });
+  expect(token.status).toBe(201);
+  const key = newKey();
+  const admin = await post(body('per-token-a'), key);
+  const ci = await post(body('per-token-b'), key, token.body.secret);
+  expect([admin.status, ci.status]).toEqual([202, 202]);
+  expect(ci.body.id).not.toBe(admin.body.id);
+  // Each token's retry still finds its own build.
+  expect((await post(body('per-token-b'), key, token.body.secret)).body.id).toBe(ci.body.id);
+  expect((await post(body('per-token-a'), key)).body.id).toBe(admin.body.id);
 });
 
 test('the OpenAPI document describes the header', async () => {

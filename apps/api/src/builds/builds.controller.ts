@@ -5,7 +5,7 @@ import { BuildsService } from './builds.service';
 import { BuildActionsService } from './build-actions.service';
 import { CreateBuildDto, ListBuildsQuery, LogsQuery } from './create-build.dto';
 import type { BuildView } from './build.view';
-import { Scopes } from '../common/auth.guard';
+import { CallerSubject, Scopes } from '../common/auth.guard';
 
 @Controller('v1/builds')
 export class BuildsController {
@@ -23,11 +23,15 @@ export class BuildsController {
     description:
       'Makes the request safe to retry: the same key with the same request answers 202 with the build ' +
       'the first request created (no second build); the same key with another request answers 409. ' +
-      '1 to 255 printable ASCII characters (e.g. a UUID), else 400. Keys are kept for 24 hours and are ' +
-      'global to the farm, not per caller: use random ones.',
+      '1 to 255 printable ASCII characters (e.g. a UUID), else 400. Keys are kept for 24 hours, per ' +
+      'token: the same key sent with another token is another key.',
   })
-  create(@Body() body: CreateBuildDto, @Headers('idempotency-key') idempotencyKey?: string): Promise<BuildView> {
-    return this.builds.create(body, idempotencyKey);
+  create(
+    @Body() body: CreateBuildDto,
+    @CallerSubject() caller: string,
+    @Headers('idempotency-key') idempotencyKey?: string,
+  ): Promise<BuildView> {
+    return this.builds.create(body, idempotencyKey === undefined ? undefined : { key: idempotencyKey, caller });
   }
 
   @Get()

@@ -11,7 +11,7 @@ import { API_CONFIG, REDIS } from '../tokens';
 import { validateBuildRequest, validatePlatform } from './build-request';
 import { BuildSubmitter } from './build-submitter';
 import { ContextStore } from '../contexts/context-store';
-import { requestHash, validateIdempotencyKey } from './idempotency';
+import { callerKey, requestHash, validateIdempotencyKey } from './idempotency';
 import { toBuildView, type BuildView } from './build.view';
 import { LogFollower } from './log-follower';
 import type { CreateBuildDto, ListBuildsQuery } from './create-build.dto';
@@ -42,10 +42,13 @@ export class BuildsService implements BeforeApplicationShutdown {
    * stores the build and adds its flow. Nothing is stored or queued for a bad request. With an
    * idempotency key, a repeated request answers with the build the first one created.
    */
-  async create(dto: CreateBuildDto, idempotencyKey?: string): Promise<BuildView> {
-    const key = validateIdempotencyKey(idempotencyKey);
+  async create(dto: CreateBuildDto, idempotencyKey?: { key: string; caller: string }): Promise<BuildView> {
+    const key = validateIdempotencyKey(idempotencyKey?.key);
     const request = validateBuildRequest(dto, { allowFileRepos: this.config.allowFileRepos });
-    const idempotency = key === undefined ? undefined : { key, requestHash: requestHash(request) };
+    const idempotency =
+      key === undefined
+        ? undefined
+        : { key: callerKey(idempotencyKey!.caller, key), requestHash: requestHash(request) };
     const earlier = idempotency && (await this.submitter.findEarlier(idempotency));
     if (earlier) {
       addLogContext({ buildId: earlier.id });

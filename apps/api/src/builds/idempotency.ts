@@ -5,8 +5,8 @@ import type { ValidBuildRequest } from './build-request';
 /**
  * `Idempotency-Key` on `POST /v1/builds`: a client that retries a request (a timeout, a dropped
  * connection) with the same key gets the build the first request created instead of a second
- * one. Keys are scoped by the key alone (not per caller: every caller holds the admin token
- * today), so clients should use random keys such as UUIDs.
+ * one. Keys are per caller (API token, or the admin token): two clients that happen to pick
+ * the same key do not get each other's builds, nor learn of them through a 409.
  */
 
 /** A header value the farm accepts as a key: 1 to 255 printable ASCII characters. */
@@ -16,6 +16,12 @@ export interface Idempotency {
   key: string;
   /** Hash of the validated request: tells a retry (same request) from a conflict (another one). */
   requestHash: string;
+}
+
+/** The key as stored: the caller's (`admin`, `token:<id>`), then a newline, then the key sent. */
+export function callerKey(caller: string, key: string): string {
+  // A key sent is printable ASCII only, so the newline cannot be forged by a caller.
+  return `${caller}\n${key}`;
 }
 
 /** The header's value checked: undefined when absent, a 400 for an unusable key. */

@@ -1,4 +1,11 @@
-import { applyDecorators, Logger, SetMetadata, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import {
+  applyDecorators,
+  createParamDecorator,
+  Logger,
+  SetMetadata,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ApiExtension } from '@nestjs/swagger';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -36,6 +43,21 @@ interface Caller {
   subject: string;
   scopes: readonly string[];
 }
+
+/** A request the guard let through, with who made it. */
+interface AuthenticatedRequest extends Request {
+  caller?: Caller;
+}
+
+/**
+ * The handler parameter naming who called: `admin` or `token:<id>`, as the guard identified
+ * the bearer token (for what is kept per caller, such as idempotency keys).
+ */
+export const CallerSubject = createParamDecorator((_data: unknown, context: ExecutionContext): string => {
+  const caller = context.switchToHttp().getRequest<AuthenticatedRequest>().caller;
+  if (!caller) throw new Error('CallerSubject on a route without @Scopes(): no caller was identified');
+  return caller.subject;
+});
 
 /** Compares digests so neither length nor content of the token leaks through timing. */
 function sameSecret(given: string, expected: string): boolean {
@@ -93,6 +115,7 @@ export class AuthGuard implements CanActivate {
     if (missing.length > 0) {
       throw new ApiError('forbidden', `this token lacks the scope ${missing.join(', ')}`);
     }
+    (request as AuthenticatedRequest).caller = caller;
     return true;
   }
 
