@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { RegistryClient, type RepositoryRef } from '@farm/oci';
 
 const run = promisify(execFile);
 
@@ -21,32 +19,37 @@ export async function skopeoConfig(
 }
 
 /**
- * Reads a file from an image by going through its layers from the top (registry API for
- * blobs, the real `tar` to unpack them); undefined when no layer has it.
+ * A file of a pushed image as a client pulling it sees it: from the topmost layer that has it
+ * (layers through `client`, so with its credentials; the real `tar` unpacks them); undefined
+ * when no layer has it.
  */
-export async function readFileFromImage(registryUrl: string, repository: string, manifestDigest: string, path: string) {
-  const manifestResponse = await fetch(`${registryUrl}/v2/${repository}/manifests/${manifestDigest}`, {
-    headers: {
-      accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json',
-    },
-  });
-  if (!manifestResponse.ok) throw new Error(`manifest ${manifestDigest}: HTTP ${manifestResponse.status}`);
-  const manifest = (await manifestResponse.json()) as { layers: { digest: string }[] };
-  const dir = await mkdtemp(join(tmpdir(), 'farm-layer-'));
-  try {
-    for (const layer of [...manifest.layers].reverse()) {
-      const blob = await fetch(`${registryUrl}/v2/${repository}/blobs/${layer.digest}`);
-      const file = join(dir, layer.digest.replace(':', '-'));
-      await writeFile(file, Buffer.from(await blob.arrayBuffer()));
-      try {
-        const { stdout } = await run('tar', ['-xzOf', file, path.replace(/^\//, '')]);
-        return stdout;
-      } catch {
-        // not in this layer
-      }
-    }
-    return undefined;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+export async function fileInImage(
+  client: RegistryClient,
+  repository: RepositoryRef,
+  manifestDigest: string,
+  path: string,
+): Promise<string | undefined> {
+  const { body } = await client.getManifest(repository, manifestDigest);
+  const { layers } = JSON.parse(body.toString()) as { layers: { digest: string }[] };
+  for (const layer of [...layers].reverse()) {
+    const content = await fileInLayer(await client.getBlob(repository, layer.digest), path.replace(/^\//, ''));
+    if (content !== undefined) return content;
   }
+  return undefined;
+}
+
+/** {@link fileInImage} on a registry without authentication. */
+export function readFileFromImage(registryUrl: string, repository: string, manifestDigest: string, path: string) {
+  return fileInImage(new RegistryClient(), { registry: new URL(registryUrl).host, repository }, manifestDigest, path);
+}
+
+function fileInLayer(layer: Buffer, path: string): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const tar = spawn('tar', ['-xzOf', '-', path], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let out = '';
+    tar.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    tar.on('error', reject);
+    tar.on('close', (code) => resolve(code === 0 ? out : undefined));
+    tar.stdin.end(layer);
+  });
 }

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,7 @@ import { ResultCachingBuilder, STALE_RESULT_DAYS } from '../../apps/agent/src/bu
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server';
+import { fileInImage } from '../helpers/image-files';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
 
 /**
@@ -123,27 +124,16 @@ async function build(agent: Agent, job: PlatformBuildJob): Promise<{ repository:
   }
 }
 
-/** The file's content in the pushed image, from the topmost layer that has it. */
+/** The file's content in the pushed image (see fileInImage); fails when no layer has it. */
 async function fileIn(image: { repository: string; digest: string }, path: string): Promise<string> {
-  const ref = { registry: registry.host, repository: image.repository };
-  const { body } = await client.getManifest(ref, image.digest);
-  const { layers } = JSON.parse(body.toString()) as { layers: { digest: string }[] };
-  for (const layer of [...layers].reverse()) {
-    const content = await fileInLayer(await client.getBlob(ref, layer.digest), path);
-    if (content !== undefined) return content;
-  }
-  throw new Error(`no ${path} in ${image.repository}@${image.digest}`);
-}
-
-function fileInLayer(layer: Buffer, path: string): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const tar = spawn('tar', ['-xzOf', '-', path], { stdio: ['pipe', 'pipe', 'ignore'] });
-    let out = '';
-    tar.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    tar.on('error', reject);
-    tar.on('close', (code) => resolve(code === 0 ? out : undefined));
-    tar.stdin.end(layer);
-  });
+  const content = await fileInImage(
+    client,
+    { registry: registry.host, repository: image.repository },
+    image.digest,
+    path,
+  );
+  if (content === undefined) throw new Error(`no ${path} in ${image.repository}@${image.digest}`);
+  return content;
 }
 
 /** `buildah images --all` on the agent's storage: every image, intermediate ones (`<none>`) too. */

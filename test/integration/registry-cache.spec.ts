@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import type { RegistryCacheSetting } from '../../apps/agent/src/builders/registr
 import { connectSshBuilder, type SshBuilder } from '../../apps/agent/src/builders/ssh';
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
+import { fileInImage } from '../helpers/image-files';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
@@ -125,26 +126,16 @@ async function manifestOf(repository: string, reference: string) {
   };
 }
 
-/** A file of a pushed image as a client pulling it sees it: from the topmost layer that has it. */
+/** The file's content in the pushed image (see fileInImage); fails when no layer has it. */
 async function fileIn(image: Built, path: string): Promise<string> {
-  const ref = { registry: registry.host, repository: image.repository };
-  const { layers } = await manifestOf(image.repository, image.digest);
-  for (const layer of [...layers].reverse()) {
-    const content = await fileInLayer(await client.getBlob(ref, layer.digest), path);
-    if (content !== undefined) return content;
-  }
-  throw new Error(`no ${path} in ${image.repository}@${image.digest}`);
-}
-
-function fileInLayer(layer: Buffer, path: string): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const tar = spawn('tar', ['-xzOf', '-', path], { stdio: ['pipe', 'pipe', 'ignore'] });
-    let out = '';
-    tar.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    tar.on('error', reject);
-    tar.on('close', (code) => resolve(code === 0 ? out : undefined));
-    tar.stdin.end(layer);
-  });
+  const content = await fileInImage(
+    client,
+    { registry: registry.host, repository: image.repository },
+    image.digest,
+    path,
+  );
+  if (content === undefined) throw new Error(`no ${path} in ${image.repository}@${image.digest}`);
+  return content;
 }
 
 /** The tags of a repository of the registry; [] when it does not exist. */

@@ -103,6 +103,22 @@ const ENDED: BuildStatus[] = ['succeeded', 'failed', 'canceled'];
  * a new build (the api releases it when it is used again, the coordinator's reconciler sweeps).
  */
 export const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000;
+/** A platform row before any agent took it: at first, and again when a retry rebuilds it. */
+const QUEUED_PLATFORM = {
+  status: 'queued',
+  statusReason: null,
+  digest: null,
+  mediaType: null,
+  size: null,
+  agent: null,
+  emulated: false,
+  attempts: 0,
+  error: null,
+  logTail: null,
+  log: null,
+  startedAt: null,
+  finishedAt: null,
+} satisfies Omit<PlatformBuild, 'buildId' | 'platform' | 'position'>;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Builds and their platforms. State changes are guarded in SQL so replays and races are harmless. */
@@ -151,19 +167,7 @@ export class BuildRepository {
       buildId: build.id,
       platform,
       position,
-      status: 'queued',
-      statusReason: null,
-      digest: null,
-      mediaType: null,
-      size: null,
-      agent: null,
-      emulated: false,
-      attempts: 0,
-      error: null,
-      logTail: null,
-      log: null,
-      startedAt: null,
-      finishedAt: null,
+      ...QUEUED_PLATFORM,
     }));
     // The platform rows' foreign key is checked at the end of the statement, when the build row exists.
     await db.$executeRaw`
@@ -436,21 +440,7 @@ export class BuildRepository {
       });
       await tx.platformBuild.updateMany({
         where: { buildId: id, status: { not: 'succeeded' } },
-        data: {
-          status: 'queued',
-          statusReason: null,
-          digest: null,
-          mediaType: null,
-          size: null,
-          agent: null,
-          emulated: false,
-          attempts: 0,
-          error: null,
-          logTail: null,
-          log: null,
-          startedAt: null,
-          finishedAt: null,
-        },
+        data: QUEUED_PLATFORM,
       });
       const run = { retry: retry + 1, platforms: rerun.map((p) => p.platform) };
       // Read before the flow exists: nothing but this transaction can have touched the run yet.
