@@ -38,6 +38,18 @@ export async function fileInImage(
   return undefined;
 }
 
+/** {@link fileInImage} of `image` on `registry`, failing when no layer has the file. */
+export async function requireFileInImage(
+  client: RegistryClient,
+  registry: string,
+  image: { repository: string; digest: string },
+  path: string,
+): Promise<string> {
+  const content = await fileInImage(client, { registry, repository: image.repository }, image.digest, path);
+  if (content === undefined) throw new Error(`no ${path} in ${registry}/${image.repository}@${image.digest}`);
+  return content;
+}
+
 /** {@link fileInImage} on a registry without authentication. */
 export function readFileFromImage(registryUrl: string, repository: string, manifestDigest: string, path: string) {
   return fileInImage(new RegistryClient(), { registry: new URL(registryUrl).host, repository }, manifestDigest, path);

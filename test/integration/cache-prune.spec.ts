@@ -22,7 +22,7 @@ import { ResultCachingBuilder, STALE_RESULT_DAYS } from '../../apps/agent/src/bu
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server';
-import { fileInImage } from '../helpers/image-files';
+import { requireFileInImage } from '../helpers/image-files';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
 
 /**
@@ -124,17 +124,9 @@ async function build(agent: Agent, job: PlatformBuildJob): Promise<{ repository:
   }
 }
 
-/** The file's content in the pushed image (see fileInImage); fails when no layer has it. */
-async function fileIn(image: { repository: string; digest: string }, path: string): Promise<string> {
-  const content = await fileInImage(
-    client,
-    { registry: registry.host, repository: image.repository },
-    image.digest,
-    path,
-  );
-  if (content === undefined) throw new Error(`no ${path} in ${image.repository}@${image.digest}`);
-  return content;
-}
+/** The file's content in the pushed image; fails when no layer has it. */
+const fileIn = (image: { repository: string; digest: string }, path: string) =>
+  requireFileInImage(client, registry.host, image, path);
 
 /** `buildah images --all` on the agent's storage: every image, intermediate ones (`<none>`) too. */
 async function allImages(agent: Agent): Promise<string[]> {

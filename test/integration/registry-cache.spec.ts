@@ -12,7 +12,7 @@ import type { RegistryCacheSetting } from '../../apps/agent/src/builders/registr
 import { connectSshBuilder, type SshBuilder } from '../../apps/agent/src/builders/ssh';
 import { pushBusyboxBase } from '../helpers/base-images';
 import { createGitRepo, type TestGitRepo } from '../helpers/git-repo';
-import { fileInImage } from '../helpers/image-files';
+import { requireFileInImage } from '../helpers/image-files';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
 import { startSshd, type TestSshd } from '../helpers/sshd';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
@@ -126,17 +126,9 @@ async function manifestOf(repository: string, reference: string) {
   };
 }
 
-/** The file's content in the pushed image (see fileInImage); fails when no layer has it. */
-async function fileIn(image: Built, path: string): Promise<string> {
-  const content = await fileInImage(
-    client,
-    { registry: registry.host, repository: image.repository },
-    image.digest,
-    path,
-  );
-  if (content === undefined) throw new Error(`no ${path} in ${image.repository}@${image.digest}`);
-  return content;
-}
+/** The file's content in the pushed image; fails when no layer has it. */
+const fileIn = (image: { repository: string; digest: string }, path: string) =>
+  requireFileInImage(client, registry.host, image, path);
 
 /** The tags of a repository of the registry; [] when it does not exist. */
 async function tagsOf(repository: string): Promise<string[]> {
