@@ -171,3 +171,22 @@ test('finish ends the build of its run once, keeping what the outcome leaves out
   expect(failed).toMatchObject({ status: 'failed', error: 'no agent', digest: null });
   expect(failed.startedAt).toEqual(failed.finishedAt);
 });
+
+test('unfinished pages through every unfinished build, oldest first, from a cursor', async () => {
+  // Builds of their own, accepted at the same past moment: the id orders them.
+  const at = new Date(Date.now() - 3_600_000);
+  const made = [];
+  for (let i = 0; i < 5; i++) made.push(await builds.create(newBuild({ enqueuedAt: at })));
+  const ours = new Set(made.map((b) => b.id));
+  await prisma.build.updateMany({ where: { id: { in: [...ours] } }, data: { createdAt: at } });
+  const before = new Date(at.getTime() + 1);
+  const walk: string[] = [];
+  let cursor: { createdAt: Date; id: string } | undefined;
+  for (;;) {
+    const page = await builds.unfinished(before, 2, cursor);
+    walk.push(...page.map((b) => b.id).filter((id) => ours.has(id)));
+    if (page.length < 2) break;
+    cursor = { createdAt: page.at(-1)!.createdAt, id: page.at(-1)!.id };
+  }
+  expect(walk).toEqual([...ours].sort());
+});

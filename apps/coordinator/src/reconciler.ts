@@ -2,7 +2,14 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { FlowProducer, Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { CoordinatorConfig } from '@farm/config';
-import { BuildRepository, IDEMPOTENCY_KEY_TTL_MS, PrismaService, runExclusively, type BuildSummary } from '@farm/db';
+import {
+  BuildRepository,
+  IDEMPOTENCY_KEY_TTL_MS,
+  PrismaService,
+  runExclusively,
+  type BuildSummary,
+  type UnfinishedCursor,
+} from '@farm/db';
 import { flowForBuild, PUBLISH_QUEUE, publishJobId } from '@farm/queue';
 import { COORDINATOR_CONFIG, REDIS } from './tokens';
 
@@ -50,6 +57,8 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
   private flows!: FlowProducer;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  /** Where the next pass goes on checking unfinished builds (undefined: from the oldest). */
+  private unfinishedCursor?: UnfinishedCursor;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -79,7 +88,11 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
     await runExclusively(this.prisma, RECONCILE_LOCK, 60_000, async () => {
       const settled = new Date(Date.now() - ENQUEUE_GRACE_MS);
       for (const build of await this.builds.unenqueued(settled, BATCH)) await this.enqueueAccepted(build);
-      for (const build of await this.builds.unfinished(settled, BATCH)) await this.checkUnfinished(build);
+      const page = await this.builds.unfinished(settled, BATCH, this.unfinishedCursor);
+      for (const build of page) await this.checkUnfinished(build);
+      // A deeper queue is walked a page per pass; after the last page, from the oldest again.
+      const last = page.at(-1);
+      this.unfinishedCursor = page.length === BATCH && last ? { createdAt: last.createdAt, id: last.id } : undefined;
       await this.dropOrphanFlows();
       await this.builds.releaseIdempotencyKeys(new Date(Date.now() - IDEMPOTENCY_KEY_TTL_MS));
     });

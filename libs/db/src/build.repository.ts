@@ -103,6 +103,12 @@ const ENDED: BuildStatus[] = ['succeeded', 'failed', 'canceled'];
  * a new build (the api releases it when it is used again, the coordinator's reconciler sweeps).
  */
 export const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000;
+/** Where a walk through the unfinished builds goes on: after this build. */
+export interface UnfinishedCursor {
+  createdAt: Date;
+  id: string;
+}
+
 /** A platform row before any agent took it: at first, and again when a retry rebuilds it. */
 const QUEUED_PLATFORM = {
   status: 'queued',
@@ -259,12 +265,19 @@ export class BuildRepository {
     });
   }
 
-  /** Enqueued builds, accepted before `before`, that have not ended: oldest first. */
-  async unfinished(before: Date, limit: number): Promise<BuildSummary[]> {
+  /**
+   * Enqueued builds, accepted before `before`, that have not ended: oldest first, a page of
+   * `limit` after the build `after` (the last of the previous page), so that a walk through a
+   * deep queue reaches every build, not only the oldest ones.
+   */
+  async unfinished(before: Date, limit: number, after?: UnfinishedCursor): Promise<BuildSummary[]> {
+    const later = after && {
+      OR: [{ createdAt: { gt: after.createdAt } }, { createdAt: after.createdAt, id: { gt: after.id } }],
+    };
     return this.prisma.build.findMany({
-      where: { enqueuedAt: { not: null }, status: { notIn: ENDED }, createdAt: { lt: before } },
+      where: { enqueuedAt: { not: null }, status: { notIn: ENDED }, createdAt: { lt: before }, ...later },
       include: { platforms: { orderBy: { position: 'asc' }, omit: { log: true } } },
-      orderBy: { createdAt: 'asc' },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
       take: limit,
     });
   }
