@@ -2,7 +2,7 @@ export { GitError, InvalidRefError, InvalidRepoPathError, InvalidRepoUrlError, R
 export { isCommitSha, validateRefName, validateRepoPath, validateRepoUrl } from './validate';
 export { resolveRef, type ResolveRefOptions } from './remote';
 export { resolveInCheckout } from './checkout-path';
-export { GitMirrors, type CheckoutOptions, type MirrorCheckout } from './mirror';
+export { GitMirrors, type MirrorEntry, type CheckoutOptions, type MirrorCheckout } from './mirror';
 export type { GitTransportOptions } from './run';
 export {
   deliveryInfo,

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GitError, InvalidRefError, RefNotFoundError } from './errors';
 import { runGit, type GitTransportOptions } from './run';
@@ -23,6 +23,13 @@ export interface CheckoutOptions extends GitTransportOptions {
  */
 const FAILED_AT_FIRST_CONTACT =
   /unable to (?:look up|connect to|access)|could not read from remote repository|hung up upon initial contact|connection reset by peer|broken pipe/i;
+
+/** A mirror under the root, or what an interrupted creation or removal of one left. */
+export interface MirrorEntry {
+  path: string;
+  /** The mirror dir's mtime, which each checkout touches; the epoch for leftovers. */
+  lastUsed: Date;
+}
 
 /** What {@link GitMirrors.checkout} did, for the build log and the bench. */
 export interface MirrorCheckout {
@@ -51,6 +58,40 @@ export class GitMirrors {
   /** The mirror's path for `repoUrl`. */
   mirrorPath(repoUrl: string): string {
     return join(this.root, `${createHash('sha256').update(repoUrl).digest('hex').slice(0, 40)}.git`);
+  }
+
+  /**
+   * Every entry of the root, least recently used first: leftovers of an interrupted creation
+   * (`<hash>.git.new-*`) or removal (`<hash>.git.removing-*`) before every mirror.
+   */
+  async byLastUse(): Promise<MirrorEntry[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.root);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const entries = await Promise.all(
+      names.map(async (name): Promise<MirrorEntry> => {
+        const path = join(this.root, name);
+        if (!name.endsWith('.git')) return { path, lastUsed: new Date(0) };
+        return { path, lastUsed: (await stat(path)).mtime };
+      }),
+    );
+    return entries.sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
+  }
+
+  /**
+   * Removes an entry of {@link byLastUse}. A mirror is renamed out of its place first, so that a
+   * removal cut short (the agent killed) never leaves a half-deleted mirror where a checkout
+   * would use it, only a leftover. Only while no checkout uses it.
+   */
+  async remove(path: string): Promise<void> {
+    if (!path.endsWith('.git')) return rm(path, { recursive: true, force: true });
+    const doomed = `${path}.removing-${randomBytes(4).toString('hex')}`;
+    await rename(path, doomed);
+    await rm(doomed, { recursive: true, force: true });
   }
 
   /**

@@ -1,8 +1,5 @@
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { CachePruneStep } from './builder';
-import { diskUsageOf, mirrorsByLastUse, pruneWhileFull, removeMirror, type DiskUsage } from './cache-pruner';
+import { diskUsageOf, pruneWhileFull, type DiskUsage } from './cache-pruner';
 
 describe('diskUsageOf', () => {
   test('counts as df does: blocks reserved for root are neither used nor available', () => {
@@ -92,39 +89,5 @@ describe('pruneWhileFull', () => {
     const d = disk(50, [1, 1, 1]);
     await pruneWhileFull(d.steps(), { thresholds: { highPercent: 0, lowPercent: 0 }, usage: d.usage, log: d.log });
     expect(d.taken).toEqual(['step 0', 'step 1', 'step 2']);
-  });
-});
-
-describe('git mirrors', () => {
-  let root: string;
-  beforeEach(async () => {
-    root = await mkdtemp(join(tmpdir(), 'farm-mirrors-'));
-  });
-  afterEach(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
-
-  async function mirror(name: string, lastUsed?: Date): Promise<string> {
-    const path = join(root, name);
-    await mkdir(join(path, 'objects'), { recursive: true });
-    await writeFile(join(path, 'HEAD'), 'ref: refs/heads/main\n');
-    if (lastUsed) await utimes(path, lastUsed, lastUsed);
-    return path;
-  }
-
-  test('least recently used first, leftovers of a creation or removal before any mirror', async () => {
-    const recent = await mirror('b'.repeat(40) + '.git', new Date('2026-03-02T00:00:00Z'));
-    const old = await mirror('a'.repeat(40) + '.git', new Date('2026-01-01T00:00:00Z'));
-    const halfMade = await mirror('c'.repeat(40) + '.git.new-x1Y2z3');
-    expect((await mirrorsByLastUse(root)).map((entry) => entry.path)).toEqual([halfMade, old, recent]);
-    expect(await mirrorsByLastUse(join(root, 'none'))).toEqual([]);
-  });
-
-  test('a removed mirror leaves nothing behind', async () => {
-    const path = await mirror('a'.repeat(40) + '.git');
-    const leftover = await mirror('a'.repeat(40) + '.git.removing-0a1b2c3d');
-    await removeMirror(path);
-    await removeMirror(leftover);
-    expect(await readdir(root)).toEqual([]);
   });
 });

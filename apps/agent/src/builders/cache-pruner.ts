@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { readdir, rename, rm, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { statfs } from 'node:fs/promises';
 import type { PlatformBuildJob } from '@farm/queue';
 import type { Builder, BuildContext, BuiltImage, CachePruneStep } from './builder';
 
@@ -131,46 +129,6 @@ export class CachePruningBuilder implements Builder {
       log,
     });
   }
-}
-
-/** A git mirror (libs/git GitMirrors) under its root, or what an interrupted creation or removal of one left. */
-export interface MirrorEntry {
-  path: string;
-  /** The mirror dir's mtime, which each checkout touches; the epoch for leftovers. */
-  lastUsed: Date;
-}
-
-/**
- * The entries of a GitMirrors root, least recently used first: leftovers of an interrupted
- * creation (`<hash>.git.new-*`) or removal (`<hash>.git.removing-*`) before every mirror.
- */
-export async function mirrorsByLastUse(root: string): Promise<MirrorEntry[]> {
-  let names: string[];
-  try {
-    names = await readdir(root);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  const entries = await Promise.all(
-    names.map(async (name): Promise<MirrorEntry> => {
-      const path = join(root, name);
-      if (!name.endsWith('.git')) return { path, lastUsed: new Date(0) };
-      return { path, lastUsed: (await stat(path)).mtime };
-    }),
-  );
-  return entries.sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
-}
-
-/**
- * Removes a mirror: renamed out of its place first, so that a removal cut short (the agent
- * killed) never leaves a half-deleted mirror where a checkout would use it, only a leftover.
- */
-export async function removeMirror(path: string): Promise<void> {
-  if (!path.endsWith('.git')) return rm(path, { recursive: true, force: true });
-  const doomed = `${path}.removing-${randomBytes(4).toString('hex')}`;
-  await rename(path, doomed);
-  await rm(doomed, { recursive: true, force: true });
 }
 
 function percent(usage: DiskUsage): string {

@@ -15,7 +15,6 @@ import {
   registriesConf,
   writeSecretFiles,
 } from './buildah-job';
-import { mirrorsByLastUse, removeMirror } from './cache-pruner';
 import {
   JOB_IMAGE_PREFIX,
   pushToLayoutArguments,
@@ -59,7 +58,7 @@ export class LocalBuildahBuilder implements Builder {
     this.emulated = options.emulated;
     this.storageRoot = join(options.stateDir, 'storage');
     this.runRoot = join(options.stateDir, 'run');
-    this.mirrors = new GitMirrors(this.gitRoot());
+    this.mirrors = new GitMirrors(join(options.stateDir, 'git'));
     if (options.registryCache) this.registryCache = new RegistryLayerCache(options.registryCache, options.platform);
   }
 
@@ -69,7 +68,7 @@ export class LocalBuildahBuilder implements Builder {
    */
   async cleanUpPreviousRun(log: (line: string) => void): Promise<void> {
     await rm(join(this.options.stateDir, 'work'), { recursive: true, force: true });
-    await runProcess('buildah', [...this.globalArgs(), 'rm', '--all'], { name: 'buildah rm' }).catch((error: Error) =>
+    await this.buildah('rm', '--all').catch((error: Error) =>
       log(`could not remove leftover build containers: ${error.message}`),
     );
     await this.removeJobImageNames().catch((error: Error) =>
@@ -153,9 +152,7 @@ export class LocalBuildahBuilder implements Builder {
     } finally {
       // The name goes, the layers stay as cache; a bud that failed early may not have tagged anything.
       if (storageImage) {
-        await runProcess('buildah', [...this.globalArgs(), 'rmi', storageImage], { name: 'buildah rmi' }).catch(
-          () => undefined,
-        );
+        await this.buildah('rmi', storageImage).catch(() => undefined);
       }
     }
 
@@ -172,7 +169,7 @@ export class LocalBuildahBuilder implements Builder {
 
   /** A killed `buildah bud` leaves its working container behind (mounted); base images stay. */
   async removeLeftovers(): Promise<void> {
-    await runProcess('buildah', [...this.globalArgs(), 'rm', '--all'], { name: 'buildah rm' });
+    await this.buildah('rm', '--all');
   }
 
   async destroy(job: PlatformBuildJob): Promise<void> {
@@ -190,13 +187,13 @@ export class LocalBuildahBuilder implements Builder {
    */
   async *cachePruneSteps(): AsyncGenerator<CachePruneStep> {
     const inUse = [...this.activeJobs.values()].filter((mirror) => mirror !== undefined);
-    for (const mirror of await mirrorsByLastUse(this.gitRoot())) {
+    for (const mirror of await this.mirrors.byLastUse()) {
       // A mirror being created (`<mirror>.new-*`) counts as the mirror.
       if (inUse.some((used) => mirror.path.startsWith(used))) continue;
       const what = mirror.path.endsWith('.git')
         ? `git mirror ${basename(mirror.path)} (last used ${mirror.lastUsed.toISOString()})`
         : `leftover ${basename(mirror.path)} in the git mirrors`;
-      yield { what, remove: () => removeMirror(mirror.path) };
+      yield { what, remove: () => this.mirrors.remove(mirror.path) };
     }
     if (this.activeJobs.size > 0) return;
     yield {
@@ -220,15 +217,12 @@ export class LocalBuildahBuilder implements Builder {
         if (line.trim().startsWith(JOB_IMAGE_PREFIX)) names.push(line.trim());
       },
     });
-    if (names.length > 0) await runProcess('buildah', [...this.globalArgs(), 'rmi', ...names], { name: 'buildah rmi' });
+    if (names.length > 0) await this.buildah('rmi', ...names);
   }
 
+  /** A buildah command on this agent's storage, for housekeeping (builds pass their own env and output). */
   private async buildah(...args: string[]): Promise<void> {
     await runProcess('buildah', [...this.globalArgs(), ...args], { name: `buildah ${args[0]}` });
-  }
-
-  private gitRoot(): string {
-    return join(this.options.stateDir, 'git');
   }
 
   private workDir(job: PlatformBuildJob): string {
