@@ -18,6 +18,7 @@ import {
   sha256Digest,
 } from '@farm/oci';
 import { type TestRegistry, startRegistry } from '../helpers/registry';
+import { isManifestPut, startRegistryFaultProxy } from '../helpers/registry-fault-proxy';
 import { type ProxiedRequest, startRegistryProxy } from '../helpers/registry-proxy';
 
 const execFileAsync = promisify(execFile);
@@ -31,8 +32,7 @@ interface TestImage {
   descriptor: Descriptor;
 }
 
-function makeImage(architecture: string, os = 'linux'): TestImage {
-  const layer = randomBytes(2048);
+function makeImage(architecture: string, os = 'linux', layer = randomBytes(2048)): TestImage {
   const config = Buffer.from(
     JSON.stringify({ architecture, os, rootfs: { type: 'layers', diff_ids: [sha256Digest(layer)] }, config: {} }),
   );
@@ -372,6 +372,66 @@ describe('RegistryClient.pushOciLayout with a layout built by buildah', () => {
     );
     // No labels: the layout is left as it is.
     expect(await labelOciLayoutImage(copy, {})).toEqual(labeled);
+  });
+});
+
+describe('RegistryClient pushes of a blob two images share', () => {
+  let source: TestRegistry;
+  let target: TestRegistry;
+  beforeAll(async () => {
+    [source, target] = await Promise.all([startRegistry(), startRegistry()]);
+  });
+  afterAll(async () => {
+    await Promise.all([source?.stop(), target?.stop()]);
+  });
+
+  it('share one upload into the same repository, however many copies run at once', async () => {
+    const client = new RegistryClient();
+    const layer = randomBytes(4096);
+    const images = [makeImage('amd64', 'linux', layer), makeImage('arm64', 'linux', layer)];
+    const from = repoIn(source, 'shared');
+    for (const image of images) await pushImage(client, from, image);
+    const proxy = await startRegistryProxy(target.url);
+    try {
+      const seen: ProxiedRequest[] = [];
+      proxy.setDelay((request) => {
+        seen.push(request);
+        return 0;
+      });
+      const to = { registry: proxy.host, repository: 'shared/copy' };
+      // As the coordinator copies a build's platforms into another registry: side by side.
+      await Promise.all(images.map((image) => client.copyManifest(from, image.descriptor.digest, to)));
+      const layerUploads = seen.filter(
+        (r) =>
+          r.method === 'PUT' &&
+          r.path.includes('/blobs/uploads/') &&
+          r.path.includes(sha256Digest(layer).slice('sha256:'.length)),
+      );
+      expect(layerUploads).toHaveLength(1);
+      for (const image of images) expect(await client.headManifest(to, image.descriptor.digest)).not.toBeNull();
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('RegistryClient manifest PUT refused with DIGEST_INVALID', () => {
+  it('sends it once more: the content is known right, the registry was mid-write', async () => {
+    const registry = await startRegistry();
+    const faults = await startRegistryFaultProxy(registry.url);
+    try {
+      const client = new RegistryClient();
+      const repo = { registry: faults.host, repository: 'retried/app' };
+      const image = makeImage('amd64');
+      const fault = { status: 400, code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' };
+      faults.inject({ match: (r) => isManifestPut(r), fault, times: 1 });
+      expect(await pushImage(client, repo, image)).toMatchObject({ digest: image.descriptor.digest });
+      expect(faults.injected).toHaveLength(1);
+      expect(await client.headManifest(repo, image.descriptor.digest)).not.toBeNull();
+    } finally {
+      await faults.stop();
+      await registry.stop();
+    }
   });
 });
 

@@ -73,6 +73,9 @@ const EMPTY = Buffer.alloc(0);
  * Basic credentials or bearer tokens as each registry asks; retries 429/5xx/connection errors.
  * All references are verified against their sha256 digests.
  */
+/** After a manifest PUT refused with DIGEST_INVALID for content known to match (see putManifest). */
+const MANIFEST_RETRY_DELAY_MS = 200;
+
 export class RegistryClient {
   readonly #auth: Authenticator;
   private readonly insecure: Set<string>;
@@ -80,6 +83,13 @@ export class RegistryClient {
   private readonly timeoutMs: number;
   private readonly concurrency: number;
   private readonly userAgent: string;
+  /**
+   * Blob uploads in flight, by `<registry>/<repository>@<digest>`: pushes through this client
+   * that need the same blob in the same repository share one upload. Two concurrent uploads of a
+   * blob make distribution rewrite its repository link while another request may read it, and a
+   * manifest PUT checked at that moment is refused (DIGEST_INVALID).
+   */
+  private readonly uploading = new Map<string, Promise<void>>();
 
   constructor(options: RegistryClientOptions = {}) {
     this.insecure = new Set((options.insecureRegistries ?? []).map(normalizeRegistry));
@@ -170,14 +180,22 @@ export class RegistryClient {
       throw new Error(`${describe(ref, reference)}: manifest content does not match the digest it is pushed under`);
     }
     const digest = isDigest(reference) ? reference : sha256Digest(body);
-    const res = await this.send({
-      method: 'PUT',
-      url: this.url(ref.registry, `/v2/${ref.repository}/manifests/${reference}`),
-      registry: ref.registry,
-      scopes: [pushScope(ref.repository)],
-      headers: { 'content-type': mediaType },
-      body,
-      ok: [201],
+    const put = () =>
+      this.send({
+        method: 'PUT',
+        url: this.url(ref.registry, `/v2/${ref.repository}/manifests/${reference}`),
+        registry: ref.registry,
+        scopes: [pushScope(ref.repository)],
+        headers: { 'content-type': mediaType },
+        body,
+        ok: [201],
+      });
+    const res = await put().catch(async (error: unknown) => {
+      // The body's digest is known right: a DIGEST_INVALID is distribution reading a blob link
+      // that a concurrent upload of the same blob (another agent's) was rewriting. Once more.
+      if (!(error instanceof RegistryError) || error.code !== 'DIGEST_INVALID') throw error;
+      await new Promise((resolve) => setTimeout(resolve, MANIFEST_RETRY_DELAY_MS));
+      return put();
     });
     const stored = res.headers.get('docker-content-digest');
     if (stored && stored !== digest && stored !== sha256Digest(body)) {
@@ -310,7 +328,7 @@ export class RegistryClient {
       openBlob: (d) => this.openBlob(source, d),
       mountFrom: source.registry === target.registry ? [source.repository] : [],
     };
-    return this.pushTree(content, digest, target, undefined, new Map());
+    return this.pushTree(content, digest, target, undefined);
   }
 
   /**
@@ -341,7 +359,7 @@ export class RegistryClient {
       openBlob: (d) => openLayoutBlob(layoutBlobPath(layoutDir, d)),
       mountFrom,
     };
-    return this.pushTree(content, manifests[0].digest, target, manifests[0].mediaType, new Map());
+    return this.pushTree(content, manifests[0].digest, target, manifests[0].mediaType);
   }
 
   /**
@@ -354,7 +372,6 @@ export class RegistryClient {
     digest: string,
     to: RepositoryRef,
     mediaTypeHint: string | undefined,
-    blobs: Map<string, Promise<void>>,
   ): Promise<Descriptor> {
     const existing = this.headManifest(to, digest);
     // Settled here too, so that a rejection while the manifest is read is not left unhandled.
@@ -366,9 +383,7 @@ export class RegistryClient {
       const found = await existing;
       if (found) return found;
       const children = (manifest.manifests ?? []).map((c, i) => checkDescriptor(c, `${digest} manifests[${i}]`));
-      await mapLimit(children, this.concurrency, (child) =>
-        this.pushTree(source, child.digest, to, child.mediaType, blobs),
-      );
+      await mapLimit(children, this.concurrency, (child) => this.pushTree(source, child.digest, to, child.mediaType));
     } else if (mediaType && isImageManifestMediaType(mediaType)) {
       const descriptors = [manifest.config, ...(manifest.layers ?? [])].map((d, i) =>
         checkDescriptor(d, `${digest} ${i === 0 ? 'config' : `layers[${i - 1}]`}`),
@@ -384,10 +399,11 @@ export class RegistryClient {
         needed.filter((_, i) => !present[i]),
         this.concurrency,
         (blob) => {
-          let pending = blobs.get(blob.digest);
+          const key = `${to.registry}/${to.repository}@${blob.digest}`;
+          let pending = this.uploading.get(key);
           if (!pending) {
-            pending = this.transferBlob(source, blob, to);
-            blobs.set(blob.digest, pending);
+            pending = this.transferBlob(source, blob, to).finally(() => this.uploading.delete(key));
+            this.uploading.set(key, pending);
           }
           return pending;
         },
